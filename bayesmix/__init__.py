@@ -1,0 +1,1 @@
+"""bayesmix: Bayesian Gaussian mixtures with PyMC and ArviZ."""

@@ -1,0 +1,150 @@
+"""Command line: bayesmix fit | demo (more commands register themselves below)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from bayesmix.errors import InputError
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="dp", help="built-in spec name (dp, finite, sparse_finite, "
+                   "dp_fixed_alpha, ...) or path to a TOML spec (default: dp)")
+    p.add_argument("--engine", choices=["auto", "nuts", "gibbs", "collapsed"], default=None,
+                   help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
+                   "gibbs (blocked) or collapsed (Neal's algorithm 3)")
+    p.add_argument("--sampler", choices=["nutpie", "pymc"], default=None,
+                   help="NUTS backend (default: nutpie)")
+    p.add_argument("--chains", type=_positive_int, default=None, help="number of chains (default 4)")
+    p.add_argument("--draws", type=_positive_int, default=None, help="kept draws per chain")
+    p.add_argument("--tune", type=_positive_int, default=None, help="warm-up iterations per chain")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed (same seed, same numbers)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayesmix",
+        description="Bayesian Gaussian mixtures: how many groups are in the data, and how sure are we?",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("fit", help="fit a mixture to a CSV/TSV/Parquet file",
+                       description="Fit a Bayesian Gaussian mixture and write posterior.nc, "
+                       "summary.json and report.md into --out.")
+    p.add_argument("data", help="CSV, TSV or Parquet file")
+    p.add_argument("--columns", nargs="+", default=None, metavar="COL",
+                   help="numeric columns to use (default: every numeric column)")
+    p.add_argument("--dropna", action="store_true", help="drop rows with NaN or inf instead of failing")
+    p.add_argument("--out", default=None, help="output directory (default: reports/<data name>)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("demo", help="fit the DP mixture to the shipped galaxy data",
+                       description="Fit the galaxy velocities (MASS::galaxies, 82 values) and write "
+                       "reports/galaxy/.")
+    p.add_argument("--out", default="reports/galaxy", help="output directory (default reports/galaxy)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    from bayesmix.posterior.summary import answer_sentence
+
+    nc = summary["n_clusters"]
+    print()
+    print(answer_sentence(summary))
+    print()
+    print("  K+   P(K+ | data)")
+    for k, p in nc["pmf"].items():
+        bar = "#" * int(round(40 * p))
+        print(f"  {k:>3}  {p:6.3f}  {bar}")
+    c = summary.get("concentration")
+    if c:
+        lo, hi = c["interval_90"]
+        print(f"\n  {c['name']}: mean {c['mean']:.3g}, 90% interval [{lo:.3g}, {hi:.3g}]")
+    d = summary["diagnostics"]
+    div = "-" if d["divergences"] is None else d["divergences"]
+    print(f"  engine {summary['engine']}; max R-hat {d['max_r_hat']:.3f}, "
+          f"min ESS bulk {d['min_ess_bulk']:.0f}, divergences {div}; "
+          f"{summary['timing']['total_s']:.1f} s")
+    for w in d["warnings"]:
+        print(f"  warning: {w}")
+    print(f"\n  wrote {out}/posterior.nc, summary.json, report.md")
+
+
+def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dropna=False) -> None:
+    from bayesmix.fit import fit
+    from bayesmix.io import write_text
+    from bayesmix.report.markdown import fit_markdown
+
+    command = "bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = fit(
+        data, args.model, engine=args.engine, sampler=args.sampler, chains=args.chains,
+        draws=args.draws, tune=args.tune, seed=args.seed, columns=columns, dropna=dropna,
+        progress=not args.quiet, command=command,
+    )
+    for note in result.data.notes:
+        print(f"note: {note}", file=sys.stderr)
+    result.save(out)
+    write_text(out / "report.md", fit_markdown(result.summary))
+    _print_summary(result.summary, out)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    out = Path(args.out) if args.out else Path("reports") / Path(args.data).stem
+    _run_fit(args, args.data, out, columns=args.columns, dropna=args.dropna)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from bayesmix.data import dataset_path
+
+    print("Fitting the galaxy velocities (MASS::galaxies, 82 galaxies, km/s)...", file=sys.stderr)
+    _run_fit(args, dataset_path("galaxies"), Path(args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"bayesmix: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("bayesmix: interrupted; no output was overwritten", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The contract between engines and the posterior tools.
+
+Every engine returns :class:`Draws`: posterior draws on the *standardised*
+data scale, as plain numpy arrays with leading (chain, draw) axes. The
+posterior assembler turns them into the DataTree in the data's own units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Draws:
+    """Posterior draws of a Gaussian mixture on the standardised scale.
+
+    Shapes (C chains, S draws, K components, D features, N observations):
+      w:    (C, S, K)        mixture weights, rows sum to 1
+      mu:   (C, S, K, D)     component means
+      cov:  (C, S, K, D, D)  component covariances (diagonal for diag kernels)
+      concentration: (C, S) alpha (DP) or gamma (finite); None when fixed
+      z:    (C, S, N) int    allocations, when the engine samples them natively
+      sample_stats: name -> (C, S) array (e.g. ``diverging``)
+      timing: ``compile_s`` and ``sampling_s`` in seconds
+    """
+
+    w: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+    concentration: np.ndarray | None
+    engine: str
+    z: np.ndarray | None = None
+    sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_chains(self) -> int:
+        return self.w.shape[0]
+
+    @property
+    def n_draws(self) -> int:
+        return self.w.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.w.shape[2]

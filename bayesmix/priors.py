@@ -1,0 +1,517 @@
+"""Exact prior distribution of K+, the number of occupied clusters among n observations.
+
+DP(alpha) (Antoniak 1974): P(K+ = k) = |s(n,k)| alpha^k Gamma(alpha) / Gamma(alpha + n).
+Equivalently K+ = sum_{i=0}^{n-1} B_i with independent B_i ~ Bernoulli(alpha / (alpha + i))
+(observation i+1 opens a new table in the Chinese restaurant process).
+
+Finite, w ~ Dirichlet(gamma, ..., gamma) with K components:
+P(K+ = k) = C(K,k) n! Gamma(K gamma)/Gamma(K gamma + n)
+            * sum_{n_1+...+n_k = n, n_j >= 1} prod_j Gamma(n_j + gamma) / (Gamma(gamma) n_j!).
+By the Polya urn, observation i+1 opens a new component with probability
+(K - k) gamma / (K gamma + i) when k are occupied, so K+ is a Markov chain in i.
+
+Both pmfs are computed by that forward recursion: each step is a convex combination of
+non-negative numbers (no cancellation, no overflow), O(n * support). A Gamma(shape, rate)
+hyperprior on the concentration (density b^a x^(a-1) e^(-b x) / Gamma(a), b = RATE) is
+integrated out numerically to an absolute accuracy of about 1e-10.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special
+
+from bayesmix.errors import InputError
+
+_TAIL_MASS = 1e-14  # Gamma mass (or TV error) neglected at each end of the alpha range
+_NEGLIGIBLE = 1e-300  # pmf entries below this at the top of the support are dropped
+_JSON_TAIL = 1e-12  # to_dict() omits trailing entries below this
+
+
+# --------------------------------------------------------------------------
+# Result object
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PriorK:
+    """Prior pmf of K+ over k = 1..len(pmf).
+
+    ``truncated`` is True when values of k above len(pmf) (up to the largest possible k)
+    were dropped because their mass underflowed (< 1e-300).
+    """
+
+    pmf: np.ndarray
+    n: int
+    description: str
+    truncated: bool = False
+
+    def __post_init__(self) -> None:
+        pmf = np.array(self.pmf, dtype=float)
+        pmf.setflags(write=False)
+        object.__setattr__(self, "pmf", pmf)
+
+    @property
+    def k(self) -> np.ndarray:
+        """The support 1..len(pmf)."""
+        return np.arange(1, len(self.pmf) + 1)
+
+    @property
+    def mean(self) -> float:
+        """E[K+]."""
+        return float(np.dot(self.k, self.pmf))
+
+    @property
+    def var(self) -> float:
+        """Var[K+]."""
+        return float(np.dot((self.k - self.mean) ** 2, self.pmf))
+
+    @property
+    def mode(self) -> int:
+        """Most probable k (the smallest one on ties)."""
+        return int(np.argmax(self.pmf)) + 1
+
+    def quantile(self, q: float) -> int:
+        """Smallest k with P(K+ <= k) >= q (1e-12 slack for rounding)."""
+        if not 0.0 <= q <= 1.0:
+            raise InputError(f"quantile level must be in [0, 1], got {q!r}")
+        idx = int(np.searchsorted(np.cumsum(self.pmf), q - 1e-12, side="left"))
+        return min(idx, len(self.pmf) - 1) + 1
+
+    def credible_set(self, level: float = 0.9) -> list[int]:
+        """Smallest set of k with total mass >= level (greedy by probability), sorted."""
+        if not 0.0 < level <= 1.0:
+            raise InputError(f"credible level must be in (0, 1], got {level!r}")
+        order = np.argsort(-self.pmf, kind="stable")
+        count = int(np.searchsorted(np.cumsum(self.pmf[order]), level - 1e-12, side="left")) + 1
+        return sorted(int(i) + 1 for i in order[: min(count, len(order))])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary; trailing pmf entries below 1e-12 are omitted."""
+        big = np.nonzero(self.pmf >= _JSON_TAIL)[0]
+        last = int(big[-1]) + 1 if len(big) else len(self.pmf)
+        return {
+            "pmf": {str(k): float(p) for k, p in enumerate(self.pmf[:last], start=1)},
+            "mean": self.mean,
+            "var": self.var,
+            "mode": self.mode,
+            "credible_set_90": self.credible_set(0.9),
+            "truncated": bool(self.truncated),
+            "description": self.description,
+        }
+
+
+# --------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------
+
+
+def _count(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------
+# Closed-form means
+# --------------------------------------------------------------------------
+
+
+def expected_k_dp(n: int, alpha: float | np.ndarray) -> float | np.ndarray:
+    """E[K+] under DP(alpha): sum_{i=0}^{n-1} alpha / (alpha + i) (vectorised over alpha)."""
+    x = np.asarray(alpha, dtype=float)
+    i = np.arange(n, dtype=float)
+    out = np.sum(x[..., None] / (x[..., None] + i), axis=-1)
+    return float(out) if out.ndim == 0 else out
+
+
+def expected_k_finite(n: int, K: int, gamma: float | np.ndarray) -> float | np.ndarray:
+    """E[K+] under Dirichlet(gamma) with K components: K (1 - P(n_j = 0)),
+    P(n_j = 0) = prod_{i=0}^{n-1} ((K-1) gamma + i) / (K gamma + i)."""
+    g = np.asarray(gamma, dtype=float)[..., None]
+    i = np.arange(n, dtype=float)
+    log_empty = np.sum(np.log1p(-g / (K * g + i)), axis=-1)
+    out = -K * np.expm1(log_empty)
+    return float(out) if out.ndim == 0 else out
+
+
+def _max_expected_finite(n: int, K: int) -> float:
+    """sup over gamma of E[K+] (gamma -> inf, uniform weights): K (1 - (1 - 1/K)^n)."""
+    return float(-K * np.expm1(n * np.log1p(-1.0 / K))) if K > 1 else 1.0
+
+
+# --------------------------------------------------------------------------
+# Fixed concentration
+# --------------------------------------------------------------------------
+
+
+def dp_k_pmf(n: int, alpha: float) -> np.ndarray:
+    """P(K+ = k), k = 1..n, under DP(alpha) with n observations (Antoniak 1974).
+
+    Poisson-binomial recursion over the independent new-table indicators
+    Bernoulli(alpha / (alpha + i)); only the numerically non-zero band of k is updated.
+    Entries below ~1e-308 come out as exact zeros.
+    """
+    n, alpha = _count("n", n), _positive("alpha", alpha)
+    f = np.zeros(n + 1)
+    f[1] = 1.0
+    lo, top = 1, 1  # f is zero outside lo..top
+    for i in range(1, n):
+        p_new, p_old = alpha / (alpha + i), i / (alpha + i)
+        band = f[lo : top + 2].copy()
+        f[lo : top + 2] = band * p_old
+        f[lo + 1 : top + 2] += band[:-1] * p_new
+        if f[top + 1] > 0.0:
+            top += 1
+        while f[lo] == 0.0 and lo < top:
+            lo += 1
+    return f[1:]
+
+
+def _finite_pmf_grid(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
+    """P(K+ = k | gamma) for each gamma (rows), k = 1..min(K, n) (columns), by the urn chain."""
+    g = np.asarray(gammas, dtype=float)[:, None]
+    m = min(K, n)
+    f = np.zeros((g.shape[0], m + 1))
+    f[:, 1] = 1.0
+    k = np.arange(m + 1, dtype=float)
+    top = 1
+    for i in range(1, n):
+        hi = min(top + 1, m)
+        denom = K * g + i
+        p_new = (K - k[:hi]) * g / denom  # from k to k + 1
+        p_old = (k[: hi + 1] * g + i) / denom  # stay at k
+        band = f[:, :hi].copy()
+        f[:, : hi + 1] *= p_old
+        f[:, 1 : hi + 1] += band * p_new
+        if hi > top and f[:, hi].any():
+            top = hi
+    return f[:, 1:]
+
+
+def finite_k_pmf(n: int, K: int, gamma: float) -> np.ndarray:
+    """P(K+ = k), k = 1..min(K, n), under a symmetric Dirichlet(gamma) with K components.
+
+    Equals C(K,k) n! Gamma(K g)/Gamma(K g + n) sum_{compositions} prod_j Gamma(n_j+g)/(Gamma(g) n_j!),
+    computed by the Polya-urn recursion P(new | k occupied, i seen) = (K - k) g / (K g + i).
+    """
+    n, K, gamma = _count("n", n), _count("K", K), _positive("gamma", gamma)
+    return _finite_pmf_grid(n, K, np.array([gamma]))[0]
+
+
+# --------------------------------------------------------------------------
+# Gamma hyperprior
+# --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _log_stirling1(n: int) -> np.ndarray:
+    """log |s(n, k)|, k = 0..n: log|s(m+1,k)| = logaddexp(log m + log|s(m,k)|, log|s(m,k-1)|)."""
+    ls = np.full(n + 1, -np.inf)
+    ls[1] = 0.0
+    for m in range(1, n):
+        ls[1 : m + 2] = np.logaddexp(math.log(m) + ls[1 : m + 2], ls[: m + 1])
+    ls.setflags(write=False)
+    return ls
+
+
+def _dp_pmf_grid(n: int, alphas: np.ndarray) -> np.ndarray:
+    """P(K+ = k | alpha) for each alpha (rows), k = 1..n, from the log Stirling numbers."""
+    ls = _log_stirling1(n)[1:]
+    k = np.arange(1, n + 1, dtype=float)
+    i = np.arange(n, dtype=float)
+    out = np.empty((len(alphas), n))
+    step = max(1, 2_000_000 // n)
+    for s in range(0, len(alphas), step):
+        x = np.asarray(alphas[s : s + step], dtype=float)
+        # log(alpha^n Gamma(alpha) / Gamma(alpha + n)); the log1p sum avoids cancellation
+        # between the two log-gammas when alpha >> n
+        log_ratio = n * np.log(x) + special.gammaln(x) - special.gammaln(x + n)
+        big = x > n
+        log_ratio[big] = -np.sum(np.log1p(i / x[big, None]), axis=1)
+        out[s : s + step] = np.exp(ls + (k - n) * np.log(x)[:, None] + log_ratio[:, None])
+    return out
+
+
+def _gamma_mixture(
+    fn: Callable[[np.ndarray], np.ndarray],
+    f0: np.ndarray,
+    shape: float,
+    rate: float,
+    small: float,
+    tol: float = 1e-10,
+) -> np.ndarray:
+    """E[fn(X)] for X ~ Gamma(shape, rate), where |fn(x) - f0| <= 1e-14 x / small.
+
+    Written as f0 + E[fn(X) - f0] and integrated over t = log x with the trapezoid rule,
+    halving the step until two successive estimates agree to `tol` (max abs). The
+    integrand vanishes at both ends of t in [log max(small, q_lo), log q_hi] (q = the
+    1e-14 Gamma quantiles), so the trapezoid rule converges geometrically; what lies
+    outside that range changes the result by < 1e-13.
+    """
+    lo = max(float(special.gammaincinv(shape, _TAIL_MASS)) / rate, small)
+    hi = float(special.gammainccinv(shape, _TAIL_MASS)) / rate
+    if not hi > lo:  # all the mass sits where fn(x) == f0 to 1e-14
+        return f0.copy()
+    t_lo, t_hi = math.log(lo), math.log(hi)
+    log_norm = shape * math.log(rate) - special.gammaln(shape)
+
+    def weighted(t: np.ndarray) -> np.ndarray:
+        dens = np.exp(shape * t - rate * np.exp(t) + log_norm)  # density of log X
+        return np.sum(dens[:, None] * (fn(np.exp(t)) - f0), axis=0)
+
+    nodes = 65
+    h = (t_hi - t_lo) / (nodes - 1)
+    t = np.linspace(t_lo, t_hi, nodes)
+    total = weighted(t[1:-1]) + 0.5 * weighted(t[[0, -1]])
+    estimate = f0 + h * total
+    for level in range(1, 13):
+        total = total + weighted(t_lo + h * (np.arange(nodes - 1) + 0.5))
+        h, nodes = h / 2, 2 * nodes - 1
+        refined = f0 + h * total
+        change = float(np.max(np.abs(refined - estimate)))
+        estimate = refined
+        if change < tol and level >= 2 and h < 0.25:
+            return estimate
+    warnings.warn(
+        f"Gamma-mixture quadrature stopped at accuracy ~{change:.1e}", RuntimeWarning, stacklevel=3
+    )
+    return estimate
+
+
+def _clean(pmf: np.ndarray) -> np.ndarray:
+    pmf = np.clip(pmf, 0.0, None)
+    return pmf / pmf.sum()
+
+
+def _harmonic(m: int) -> float:
+    return float(np.sum(1.0 / np.arange(1, m + 1))) if m > 0 else 0.0
+
+
+def dp_gamma_k_pmf(n: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray:
+    """P(K+ = k), k = 1..n, under DP(alpha), alpha ~ Gamma(a, rate b), integrated over alpha."""
+    n, a, b = _count("n", n), _positive("shape", a), _positive("rate", b)
+    f0 = np.zeros(n)
+    f0[0] = 1.0
+    if n == 1:
+        return f0
+    small = _TAIL_MASS / _harmonic(n - 1)  # P(K+ > 1 | alpha) <= alpha H_{n-1}
+    return _clean(_gamma_mixture(lambda x: _dp_pmf_grid(n, x), f0, a, b, small, tol))
+
+
+def finite_gamma_k_pmf(n: int, K: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray:
+    """P(K+ = k), k = 1..min(K, n), under Dirichlet(gamma), gamma ~ Gamma(a, rate b), integrated."""
+    n, K = _count("n", n), _count("K", K)
+    a, b = _positive("shape", a), _positive("rate", b)
+    f0 = np.zeros(min(K, n))
+    f0[0] = 1.0
+    if n == 1 or K == 1:
+        return f0
+    small = _TAIL_MASS / ((K - 1) * _harmonic(n - 1))  # P(K+ > 1 | g) <= (K-1) g H_{n-1}
+    return _clean(_gamma_mixture(lambda x: _finite_pmf_grid(n, K, x), f0, a, b, small, tol))
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+
+def _result(pmf: np.ndarray, n: int, description: str) -> PriorK:
+    keep = np.nonzero(pmf >= _NEGLIGIBLE)[0]
+    last = int(keep[-1]) + 1 if len(keep) else len(pmf)
+    return PriorK(pmf=pmf[:last], n=n, description=description, truncated=last < len(pmf))
+
+
+def prior_k(
+    n: int,
+    mixing: str,
+    K: int | None = None,
+    alpha: float | None = None,
+    gamma: float | None = None,
+    shape: float | None = None,
+    rate: float | None = None,
+) -> PriorK:
+    """Prior of K+ for n observations.
+
+    mixing "dp": alpha fixed, or alpha ~ Gamma(shape, rate); K (a truncation level) is
+    ignored: the untruncated DP is used. mixing "finite": K components, gamma fixed or
+    gamma ~ Gamma(shape, rate).
+    """
+    n = _count("n", n)
+    if mixing not in ("dp", "finite"):
+        raise InputError(f"mixing must be 'dp' or 'finite', got {mixing!r}")
+    name = "alpha" if mixing == "dp" else "gamma"
+    fixed, other = (alpha, gamma) if mixing == "dp" else (gamma, alpha)
+    if other is not None:
+        wrong = "gamma" if mixing == "dp" else "alpha"
+        raise InputError(f"{wrong} does not apply to mixing '{mixing}' (use {name})")
+    hyper = shape is not None or rate is not None
+    if (fixed is None) == (not hyper):
+        raise InputError(f"give either {name}, or shape and rate of a Gamma prior on {name}")
+    if hyper and (shape is None or rate is None):
+        raise InputError(f"a Gamma prior on {name} needs both shape and rate")
+    conc = f"{name}={fixed:g}" if fixed is not None else f"{name} ~ Gamma({shape:g}, {rate:g})"
+    if mixing == "dp":
+        if fixed is not None:
+            pmf = dp_k_pmf(n, fixed)
+        else:
+            pmf = dp_gamma_k_pmf(n, shape, rate)
+        return _result(pmf, n, f"DP({conc}), N={n}")
+    if K is None:
+        raise InputError("mixing 'finite' needs K, the number of components")
+    K = _count("K", K)
+    if fixed is not None:
+        pmf = finite_k_pmf(n, K, fixed)
+    else:
+        pmf = finite_gamma_k_pmf(n, K, shape, rate)
+    return _result(pmf, n, f"finite(K={K}, {conc}), N={n}")
+
+
+def prior_k_from_spec(n: int, spec: Any) -> PriorK:
+    """Prior of K+ implied by a ``bayesmix.spec.ModelSpec`` for n observations.
+
+    A truncated DP (T components) is treated as the untruncated DP (the truncation is
+    assumed negligible).
+    """
+    m = spec.mixing
+    prior = m.concentration_prior
+    shape, rate = (None, None) if prior is None else (prior.shape, prior.rate)
+    if m.type == "dp":
+        return prior_k(n, "dp", alpha=m.concentration, shape=shape, rate=rate)
+    return prior_k(n, m.type, K=m.n_components, gamma=m.concentration, shape=shape, rate=rate)
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+
+
+def _solve_log(fun: Callable[[float], float], start: float, step: float = 2.0) -> float:
+    """Root in t of an increasing fun(t), bracketing outwards from start."""
+    lo = hi = start
+    while fun(lo) > 0:
+        lo -= step
+    while fun(hi) < 0:
+        hi += step
+    if lo == hi:
+        return lo
+    return optimize.brentq(fun, lo, hi, xtol=1e-13, rtol=1e-13)
+
+
+def calibrate_alpha(n: int, expected_k: float) -> float:
+    """Fixed DP alpha with E[K+] = sum_{i=0}^{n-1} alpha/(alpha+i) = expected_k."""
+    n = _count("n", n)
+    if not 1.0 < expected_k < n:
+        raise InputError(f"expected_k must be in (1, n) = (1, {n}) for a DP, got {expected_k!r}")
+    return math.exp(_solve_log(lambda t: expected_k_dp(n, math.exp(t)) - expected_k, 0.0))
+
+
+def calibrate_gamma_fixed(n: int, K: int, expected_k: float) -> float:
+    """Fixed finite gamma with E[K+] = K (1 - P(n_j = 0)) = expected_k.
+
+    E[K+] increases with gamma from 1 to K (1 - (1 - 1/K)^n) (< min(K, n)), the open
+    range expected_k must lie in.
+    """
+    n, K = _count("n", n), _count("K", K)
+    top = _max_expected_finite(n, K)
+    if not 1.0 < expected_k < top:
+        raise InputError(
+            f"expected_k must be in (1, {top:.6g}) for K={K}, N={n} "
+            f"(the upper end is reached as gamma -> infinity), got {expected_k!r}"
+        )
+    return math.exp(_solve_log(lambda t: expected_k_finite(n, K, math.exp(t)) - expected_k, 0.0))
+
+
+def _interp_quantile(pmf: np.ndarray, q: float) -> float:
+    """Quantile of the CDF interpolated linearly between k - 1 and k (continuous in the pmf)."""
+    cdf = np.concatenate([[0.0], np.cumsum(pmf)])
+    return float(np.interp(q, cdf, np.arange(len(cdf), dtype=float)))
+
+
+def calibrate_alpha_gamma_prior(
+    n: int,
+    expected_k: float,
+    interval: tuple[float, float],
+    level: float = 0.9,
+    mixing: str = "dp",
+    K: int | None = None,
+) -> tuple[float, float]:
+    """Gamma(shape, rate) on the concentration (DP alpha or finite gamma) for a target K+ prior.
+
+    The rate is solved so that E[K+] = expected_k exactly; the shape (over [0.01, 1e4], log
+    scale, scipy minimize_scalar) minimises (Q_lo - (lo - 1/2))^2 + (Q_hi - (hi - 1/2))^2,
+    Q the (1 -+ level)/2 quantiles of K+ with its CDF interpolated linearly between k - 1
+    and k. The discrete quantile is k exactly when Q is in (k - 1, k], so the targets are
+    the middles of those steps. A narrower interval than any Gamma allows ends at shape 1e4
+    (close to a fixed concentration). Returns (shape, rate).
+    """
+    n = _count("n", n)
+    lo_k, hi_k = (float(v) for v in interval)
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level!r}")
+    if mixing == "dp":
+        fixed = calibrate_alpha(n, expected_k)
+        m, small = n, _TAIL_MASS / max(_harmonic(n - 1), 1.0)
+
+        def mean_fn(x: np.ndarray) -> np.ndarray:
+            return expected_k_dp(n, x)[:, None]
+
+        def pmf_fn(a: float, b: float) -> np.ndarray:
+            return dp_gamma_k_pmf(n, a, b, tol=1e-8)
+    elif mixing == "finite":
+        if K is None:
+            raise InputError("mixing 'finite' needs K, the number of components")
+        K = _count("K", K)
+        fixed = calibrate_gamma_fixed(n, K, expected_k)
+        m, small = min(K, n), _TAIL_MASS / max((K - 1) * _harmonic(n - 1), 1.0)
+
+        def mean_fn(x: np.ndarray) -> np.ndarray:
+            return expected_k_finite(n, K, x)[:, None]
+
+        def pmf_fn(a: float, b: float) -> np.ndarray:
+            return finite_gamma_k_pmf(n, K, a, b, tol=1e-8)
+    else:
+        raise InputError(f"mixing must be 'dp' or 'finite', got {mixing!r}")
+    if not 1.0 <= lo_k < expected_k < hi_k <= m:
+        raise InputError(
+            f"need 1 <= lo < expected_k < hi <= {m}, got interval {interval!r} "
+            f"and expected_k {expected_k!r}"
+        )
+
+    def mixed_mean(a: float, b: float) -> float:
+        return float(_gamma_mixture(mean_fn, np.ones(1), a, b, small, tol=1e-10)[0])
+
+    def rate_for(a: float) -> float:  # mean decreases in the rate: solve in -log(rate)
+        def fun(t: float) -> float:
+            return mixed_mean(a, math.exp(-t)) - expected_k
+
+        return math.exp(-_solve_log(fun, -math.log(a / fixed), step=1.0))
+
+    q_lo, q_hi = (1.0 - level) / 2, (1.0 + level) / 2
+
+    def loss(log_a: float) -> float:
+        a = math.exp(log_a)
+        pmf = pmf_fn(a, rate_for(a))
+        err_lo = _interp_quantile(pmf, q_lo) - (lo_k - 0.5)
+        return err_lo**2 + (_interp_quantile(pmf, q_hi) - (hi_k - 0.5)) ** 2
+
+    res = optimize.minimize_scalar(
+        loss, bounds=(math.log(1e-2), math.log(1e4)), method="bounded", options={"xatol": 1e-3}
+    )
+    shape = math.exp(res.x)
+    return shape, rate_for(shape)

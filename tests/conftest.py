@@ -1,0 +1,38 @@
+"""Shared fixtures: synthetic data sets with known clusters and small CSV files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def three_clusters_1d(n: int = 300, seed: int = 1) -> np.ndarray:
+    """Three well-separated 1-D Gaussian clusters (means -6, 0, 6; sd 1), equal sizes."""
+    rng = np.random.default_rng(seed)
+    means = np.repeat([-6.0, 0.0, 6.0], n // 3)
+    return means + rng.normal(size=means.size)
+
+
+def three_clusters_2d(n: int = 300, seed: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three elongated, correlated 2-D clusters; returns (x, true labels, true means)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]])
+    covs = [
+        np.array([[4.0, 1.8], [1.8, 1.0]]),
+        np.array([[1.0, -0.85], [-0.85, 1.0]]),
+        np.array([[1.0, 1.7], [1.7, 4.0]]),
+    ]
+    labels = np.repeat(np.arange(3), n // 3)
+    x = np.vstack([rng.multivariate_normal(means[k], covs[k]) for k in labels])
+    return x, labels, means
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    """A small 1-D CSV with two clusters, plus a text column."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-3, 1, 30), rng.normal(3, 1, 30)])
+    path = tmp_path / "small.csv"
+    pd.DataFrame({"value": x, "label": ["a"] * 60}).to_csv(path, index=False)
+    return path
