@@ -34,14 +34,25 @@ def _seed(text: str) -> int:
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="dp", help="built-in spec name (dp, finite, sparse_finite, "
-                   "dp_fixed_alpha, ...) or path to a TOML spec (default: dp)")
-    p.add_argument("--engine", choices=["auto", "nuts", "gibbs", "collapsed"], default=None,
-                   help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
-                   "gibbs (blocked) or collapsed (Neal's algorithm 3)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc"], default=None,
-                   help="NUTS backend (default: nutpie)")
-    p.add_argument("--chains", type=_positive_int, default=None, help="number of chains (default 4)")
+    p.add_argument(
+        "--model",
+        default="dp",
+        help="built-in spec name (dp, finite, sparse_finite, "
+        "dp_fixed_alpha, ...) or path to a TOML spec (default: dp)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "nuts", "gibbs", "collapsed"],
+        default=None,
+        help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
+        "gibbs (blocked) or collapsed (Neal's algorithm 3)",
+    )
+    p.add_argument(
+        "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
+    )
+    p.add_argument(
+        "--chains", type=_positive_int, default=None, help="number of chains (default 4)"
+    )
     p.add_argument("--draws", type=_positive_int, default=None, help="kept draws per chain")
     p.add_argument("--tune", type=_positive_int, default=None, help="warm-up iterations per chain")
     p.add_argument("--seed", type=_seed, default=None, help="random seed (same seed, same numbers)")
@@ -56,23 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("fit", help="fit a mixture to a CSV/TSV/Parquet file",
-                       description="Fit a Bayesian Gaussian mixture and write posterior.nc, "
-                       "summary.json and report.md into --out.")
+    p = sub.add_parser(
+        "fit",
+        help="fit a mixture to a CSV/TSV/Parquet file",
+        description="Fit a Bayesian Gaussian mixture and write posterior.nc, "
+        "summary.json and report.md into --out.",
+    )
     p.add_argument("data", help="CSV, TSV or Parquet file")
-    p.add_argument("--columns", nargs="+", default=None, metavar="COL",
-                   help="numeric columns to use (default: every numeric column)")
-    p.add_argument("--dropna", action="store_true", help="drop rows with NaN or inf instead of failing")
+    p.add_argument(
+        "--columns",
+        nargs="+",
+        default=None,
+        metavar="COL",
+        help="numeric columns to use (default: every numeric column)",
+    )
+    p.add_argument(
+        "--dropna", action="store_true", help="drop rows with NaN or inf instead of failing"
+    )
     p.add_argument("--out", default=None, help="output directory (default: reports/<data name>)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("demo", help="fit the DP mixture to the shipped galaxy data",
-                       description="Fit the galaxy velocities (MASS::galaxies, 82 values) and write "
-                       "reports/galaxy/.")
-    p.add_argument("--out", default="reports/galaxy", help="output directory (default reports/galaxy)")
+    p = sub.add_parser(
+        "demo",
+        help="fit the DP mixture to the shipped galaxy data",
+        description="Fit the galaxy velocities (MASS::galaxies, 82 values) and write "
+        "reports/galaxy/.",
+    )
+    p.add_argument(
+        "--out", default="reports/galaxy", help="output directory (default reports/galaxy)"
+    )
     _add_sampling_options(p)
     p.set_defaults(func=cmd_demo)
+
+    from bayesmix.cli_compare import register as register_compare
+
+    register_compare(sub)
     return parser
 
 
@@ -93,9 +123,11 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"\n  {c['name']}: mean {c['mean']:.3g}, 90% interval [{lo:.3g}, {hi:.3g}]")
     d = summary["diagnostics"]
     div = "-" if d["divergences"] is None else d["divergences"]
-    print(f"  engine {summary['engine']}; max R-hat {d['max_r_hat']:.3f}, "
-          f"min ESS bulk {d['min_ess_bulk']:.0f}, divergences {div}; "
-          f"{summary['timing']['total_s']:.1f} s")
+    print(
+        f"  engine {summary['engine']}; max R-hat {d['max_r_hat']:.3f}, "
+        f"min ESS bulk {d['min_ess_bulk']:.0f}, divergences {div}; "
+        f"{summary['timing']['total_s']:.1f} s"
+    )
     for w in d["warnings"]:
         print(f"  warning: {w}")
     print(f"\n  wrote {out}/posterior.nc, summary.json, report.md")
@@ -108,9 +140,18 @@ def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dr
 
     command = "bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = fit(
-        data, args.model, engine=args.engine, sampler=args.sampler, chains=args.chains,
-        draws=args.draws, tune=args.tune, seed=args.seed, columns=columns, dropna=dropna,
-        progress=not args.quiet, command=command,
+        data,
+        args.model,
+        engine=args.engine,
+        sampler=args.sampler,
+        chains=args.chains,
+        draws=args.draws,
+        tune=args.tune,
+        seed=args.seed,
+        columns=columns,
+        dropna=dropna,
+        progress=not args.quiet,
+        command=command,
     )
     for note in result.data.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -11,9 +11,11 @@ import xarray as xr
 from bayesmix.data import Dataset, load_data
 from bayesmix.engines.base import Draws
 from bayesmix.errors import InputError
-from bayesmix.io import write_datatree, write_json
+from bayesmix.io import write_datatree, write_json, write_text
+from bayesmix.posterior.analysis import analyse, assignments_table
 from bayesmix.posterior.assemble import build_datatree
 from bayesmix.posterior.summary import summarize
+from bayesmix.priors import prior_k_from_spec
 from bayesmix.spec import ModelSpec, load_spec
 from bayesmix.versions import versions
 
@@ -28,10 +30,13 @@ class FitResult:
     spec: ModelSpec
 
     def save(self, out: str | Path) -> Path:
-        """Write posterior.nc and summary.json into ``out`` (atomically)."""
+        """Write posterior.nc, summary.json and assignments.csv into ``out`` (atomically)."""
         out = Path(out)
         write_datatree(out / "posterior.nc", self.idata)
         write_json(out / "summary.json", self.summary)
+        if "partition" in self.idata["allocations"]:
+            table = assignments_table(self.idata)
+            write_text(out / "assignments.csv", table.to_csv(index=False))
         return out
 
 
@@ -68,8 +73,15 @@ def run_engine(
         from bayesmix.engines.nuts import sample_nuts
 
         return sample_nuts(
-            spec, x, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-            progress=progress, cores=cores,
+            spec,
+            x,
+            sampler=sampler,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            seed=seed,
+            progress=progress,
+            cores=cores,
         )
     if engine in ("gibbs", "collapsed"):
         try:
@@ -78,8 +90,15 @@ def run_engine(
             raise InputError(f"engine '{engine}' is not available in this installation") from None
         algorithm = "blocked" if engine == "gibbs" else "collapsed"
         return sample_gibbs(
-            spec, x, algorithm=algorithm, chains=chains, draws=draws, tune=tune, seed=seed,
-            progress=progress, cores=cores,
+            spec,
+            x,
+            algorithm=algorithm,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            seed=seed,
+            progress=progress,
+            cores=cores,
         )
     raise InputError(f"unknown engine '{engine}' (choose auto, nuts, gibbs or collapsed)")
 
@@ -99,10 +118,12 @@ def fit(
     progress: bool = True,
     cores: int | None = None,
     command: str = "",
+    analyse_clusters: bool = True,
 ) -> FitResult:
     """Fit a Gaussian mixture to ``data`` (path, DataFrame or array) with the named spec.
 
-    Unset sampler options come from the spec's [sampler] table.
+    Unset sampler options come from the spec's [sampler] table. ``analyse_clusters`` adds
+    relabelling, the point partition and LOO (skip it for speed in simulation studies).
     """
     t0 = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
@@ -124,12 +145,16 @@ def fit(
     )
     dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command})
     summary = summarize(dt)
+    if analyse_clusters:
+        dt, extra = analyse(dt, seed=seed)
+        summary.update(extra)
     total = time.perf_counter() - t0
     summary["timing"] = {
         "compile_s": round(draws_obj.timing.get("compile_s", 0.0), 3),
         "sampling_s": round(draws_obj.timing.get("sampling_s", 0.0), 3),
         "total_s": round(total, 3),
     }
+    summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)

@@ -16,7 +16,11 @@ from bayesmix.cli import main
 def run_cli(*args, cwd=None):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run(
-        [sys.executable, "-m", "bayesmix.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
+        [sys.executable, "-m", "bayesmix.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -24,7 +28,10 @@ def run_cli(*args, cwd=None):
     ("args", "message"),
     [
         (["fit", "missing.csv"], "missing.csv: file not found"),
-        (["fit", "{csv}", "--columns", "nope"], "column 'nope' not found (available: value, label)"),
+        (
+            ["fit", "{csv}", "--columns", "nope"],
+            "column 'nope' not found (available: value, label)",
+        ),
         (["fit", "{csv}", "--columns", "label"], "column 'label' is not numeric"),
         (["fit", "{csv}", "--model", "nonsense"], "unknown model 'nonsense'"),
     ],
@@ -69,8 +76,25 @@ def cli_fit(tmp_path_factory):
     csv = tmp / "two.csv"
     pd.DataFrame({"x": x}).to_csv(csv, index=False)
     out = tmp / "fit"
-    proc = run_cli("fit", str(csv), "--model", "dp", "--engine", "nuts", "--chains", "2",
-                   "--draws", "200", "--tune", "200", "--seed", "3", "--out", str(out), "--quiet")
+    proc = run_cli(
+        "fit",
+        str(csv),
+        "--model",
+        "dp",
+        "--engine",
+        "nuts",
+        "--chains",
+        "2",
+        "--draws",
+        "200",
+        "--tune",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     return proc, out
 
 

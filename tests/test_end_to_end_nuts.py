@@ -88,3 +88,38 @@ def test_same_seed_same_numbers(fit_sparse_1d):
     np.testing.assert_array_equal(
         again.idata["allocations"]["z"].values, fit_sparse_1d.idata["allocations"]["z"].values
     )
+
+
+def test_2d_partition_and_relabelled_means(fit_dp_2d):
+    from bayesmix.posterior.partition import adjusted_rand_index
+
+    _, labels, means = three_clusters_2d()
+    dt = fit_dp_2d.idata
+    assert adjusted_rand_index(dt["allocations"]["partition"].values, labels) >= 0.9
+    real = [c for c in fit_dp_2d.summary["clusters"] if not c["empty_mostly"]]
+    assert len(real) == 3
+    for c in real:
+        lo, hi = np.array(c["mu"]["lower"]), np.array(c["mu"]["upper"])
+        # each relabelled cluster's 90% interval covers one of the true means
+        assert any(np.all((lo <= m) & (m <= hi)) for m in means), (lo, hi)
+
+
+def test_estimator_api(fit_dp_2d):
+    from bayesmix.estimator import BayesianGMM
+
+    x, _, _ = three_clusters_2d()
+    est = BayesianGMM.from_fit(fit_dp_2d)
+    assert est.n_clusters_ == 3 and abs(sum(est.n_clusters_pmf_.values()) - 1) < 1e-9
+    proba, lo, hi = est.predict_proba(x[:20], return_interval=True)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert np.all(lo <= proba + 1e-12) and np.all(proba <= hi + 1e-12)
+    scores = est.score_samples(np.vstack([x[:10], [[40.0, -40.0]]]))
+    assert np.isfinite(scores).all() and scores[:10].min() > scores[10] + 10
+    pred = est.predict(x)
+    from bayesmix.posterior.partition import adjusted_rand_index
+
+    assert adjusted_rand_index(pred, est.partition_) >= 0.9
+    xs, comp = est.sample(500, random_state=0)
+    assert xs.shape == (500, 2) and comp.shape == (500,)
+    mean, band_lo, band_hi = est.density(x[:5])
+    assert np.all(band_lo <= mean) and np.all(mean <= band_hi)

@@ -17,7 +17,11 @@ def test_shipped_specs():
     assert dp.mixing.concentration_prior.shape == 1.0 and dp.mixing.concentration_prior.rate == 1.0
     assert load_spec("dp_fixed_alpha").mixing.concentration == 1.0
     fin = load_spec("finite")
-    assert (fin.mixing.type, fin.mixing.n_components, fin.mixing.concentration) == ("finite", 10, 1.0)
+    assert (fin.mixing.type, fin.mixing.n_components, fin.mixing.concentration) == (
+        "finite",
+        10,
+        1.0,
+    )
     assert load_spec("sparse_finite").mixing.concentration == 0.01
 
 
@@ -39,21 +43,36 @@ def test_spec_from_path(tmp_path):
     [
         ({"mixin": {}}, "key 'mixin': unknown key"),
         ({"mixing": {"type": "dp", "alpha": 1, "foo": 2}}, "key 'mixing.foo': unknown key"),
-        ({"mixing": {"type": "pitman", "alpha": 1}}, "key 'mixing.type': must be one of dp, finite"),
+        (
+            {"mixing": {"type": "pitman", "alpha": 1}},
+            "key 'mixing.type': must be one of dp, finite",
+        ),
         ({"mixing": {"type": "dp", "alpha": -1}}, "key 'mixing.alpha': must be > 0"),
         ({"mixing": {"type": "dp", "alpha": "one"}}, "key 'mixing.alpha': must be a number"),
         ({"mixing": {"type": "dp", "alpha": 1, "alpha_prior": [1, 1]}}, "not both"),
         ({"mixing": {"type": "dp"}}, "key 'mixing.alpha': give alpha"),
         ({"mixing": {"type": "dp", "alpha": 1, "K": 3}}, "key 'mixing.K': does not apply"),
         ({"mixing": {"type": "finite", "gamma": 1, "K": 1}}, "key 'mixing.K': must be at least 2"),
-        ({"mixing": {"type": "finite", "gamma": 1, "K": 2.5}}, "key 'mixing.K': must be an integer"),
+        (
+            {"mixing": {"type": "finite", "gamma": 1, "K": 2.5}},
+            "key 'mixing.K': must be an integer",
+        ),
         ({"mixing": {"type": "dp", "alpha_prior": {"shape": 1}}}, "needs both 'shape' and 'rate'"),
-        ({"mixing": {"type": "dp", "alpha_prior": {"shape": 1, "rate": 0}}}, "alpha_prior.rate': must be > 0"),
+        (
+            {"mixing": {"type": "dp", "alpha_prior": {"shape": 1, "rate": 0}}},
+            "alpha_prior.rate': must be > 0",
+        ),
         ({"mixing": {"type": "dp", "alpha": 1}, "kernel": {"prior": "flat"}}, "key 'kernel.prior'"),
         ({"mixing": {"type": "dp", "alpha": 1}, "kernel": {"kappa0": 0}}, "key 'kernel.kappa0'"),
-        ({"mixing": {"type": "dp", "alpha": 1}, "kernel": {"covariance": "spherical"}}, "kernel.covariance"),
+        (
+            {"mixing": {"type": "dp", "alpha": 1}, "kernel": {"covariance": "spherical"}},
+            "kernel.covariance",
+        ),
         ({"mixing": {"type": "dp", "alpha": 1}, "sampler": {"chains": 0}}, "key 'sampler.chains'"),
-        ({"mixing": {"type": "dp", "alpha": 1}, "sampler": {"engine": "hmc"}}, "key 'sampler.engine'"),
+        (
+            {"mixing": {"type": "dp", "alpha": 1}, "sampler": {"engine": "hmc"}},
+            "key 'sampler.engine'",
+        ),
         ({"mixing": "dp"}, "key 'mixing': must be a table"),
     ],
 )

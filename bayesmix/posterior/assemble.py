@@ -21,7 +21,9 @@ from bayesmix.spec import ModelSpec
 CD = ("chain", "draw")
 
 
-def to_data_units(draws: Draws, center: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_data_units(
+    draws: Draws, center: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """mu = center + scale * mu_std; Sigma = diag(scale) Sigma_std diag(scale)."""
     mu = center + scale * draws.mu
     cov = draws.cov * scale[:, None] * scale[None, :]

@@ -19,7 +19,12 @@ def diagnose(values: np.ndarray) -> dict:
     """
     v = np.asarray(values, dtype=float)
     if np.ptp(v) == 0:
-        return {"r_hat": 1.0, "ess_bulk": float(v.size), "ess_tail": float(v.size), "mcse_mean": 0.0}
+        return {
+            "r_hat": 1.0,
+            "ess_bulk": float(v.size),
+            "ess_tail": float(v.size),
+            "mcse_mean": 0.0,
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         out = {
@@ -47,7 +52,11 @@ def diagnostics(quantities: dict[str, np.ndarray], divergences: int | None) -> d
         if problems:
             warn.append(
                 f"{', '.join(problems)} for {name}: run more draws (--draws, --tune)"
-                + ("; with conjugate priors --engine collapsed mixes far better" if "K+" in name else "")
+                + (
+                    "; with conjugate priors --engine collapsed mixes far better"
+                    if "K+" in name
+                    else ""
+                )
             )
     if divergences:
         warn.append(

@@ -1,0 +1,147 @@
+"""bayesmix prior-k: exact pmf of K+, JSON layout, model-source rules, plot, calibration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bayesmix import cli, cli_compare
+
+
+def _wired() -> bool:
+    """True once bayesmix.cli registers prior-k (else test through cli_compare.main)."""
+    for action in cli.build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return "prior-k" in action.choices
+    return False
+
+
+WIRED = _wired()
+MAIN = cli.main if WIRED else cli_compare.main
+MODULE = "bayesmix.cli" if WIRED else "bayesmix.cli_compare"
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = MAIN(["prior-k", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *args: str) -> dict:
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_dp_n5_alpha1_exact_pmf(capsys):
+    d = run_json(capsys, "--n", "5", "--alpha", "1")
+    expected = [1 / 5, 5 / 12, 7 / 24, 1 / 12, 1 / 120]
+    assert list(d)[:3] == ["pmf", "mean", "mode"]
+    assert list(d["pmf"]) == ["1", "2", "3", "4", "5"]
+    np.testing.assert_allclose(list(d["pmf"].values()), expected, rtol=1e-12)
+    assert d["mean"] == pytest.approx(1 + 1 / 2 + 1 / 3 + 1 / 4 + 1 / 5)
+    assert d["mode"] == 2
+    assert d["credible_set_90"] == [1, 2, 3]
+    assert "DP(alpha=1)" in d["description"]
+
+
+def test_table_output_and_tail_note(capsys):
+    code, out, _ = run(capsys, "--n", "5", "--alpha", "1")
+    assert code == 0
+    assert "0.416667" in out and "mean 2.283, mode 2" in out
+    code, out, _ = run(capsys, "--n", "200", "--alpha", "1")
+    assert code == 0 and "rows with P < 1e-06 omitted: k = " in out and "..200" in out
+    code, out, _ = run(capsys, "--n", "82", "--finite", "10", "--gamma", "0.01")
+    assert code == 0 and "..10 (mass" in out  # the support of a finite K+ ends at K
+
+
+def test_other_sources_agree(capsys):
+    spec = run_json(capsys, "--n", "40", "--model", "dp")  # alpha ~ Gamma(1, 1)
+    direct = run_json(capsys, "--n", "40", "--alpha-gamma", "1", "1")
+    assert spec["pmf"] == direct["pmf"]
+    fin = run_json(capsys, "--n", "40", "--finite", "10", "--gamma", "0.01")
+    assert len(fin["pmf"]) <= 10 and sum(fin["pmf"].values()) == pytest.approx(1.0)
+    hyper = run_json(capsys, "--n", "40", "--finite", "10", "--gamma-prior", "2", "20")
+    assert hyper["mean"] > fin["mean"] and "Gamma(2, 20)" in hyper["description"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alpha", "1", "--finite", "3", "--gamma", "1"], "exactly one model source"),
+        (["--alpha", "1", "--model", "dp"], "exactly one model source"),
+        (["--alpha-gamma", "1", "1", "--alpha", "2"], "exactly one model source"),
+        ([], "give a model"),
+        (["--gamma", "1"], "--gamma needs --finite K"),
+        (["--finite", "5"], "exactly one of --gamma G or --gamma-prior"),
+        (["--finite", "5", "--gamma", "1", "--gamma-prior", "1", "1"], "exactly one of --gamma"),
+        (["--alpha", "1", "--interval", "1", "3"], "--interval needs --expected-k"),
+        (["--alpha", "1", "--expected-k", "3"], "drop --alpha"),
+        (["--model", "nonsense"], "unknown model 'nonsense'"),
+        (["--expected-k", "0.5"], "expected_k must be in (1, n)"),
+    ],
+)
+def test_usage_errors_exit_2_one_line(capsys, args, message):
+    code, out, err = run(capsys, "--n", "20", *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_subprocess_error_has_no_traceback():
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-m", MODULE, "prior-k", "--n", "10", "--alpha", "1", "--finite", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_plot_writes_png(capsys, tmp_path):
+    path = tmp_path / "sub" / "prior.png"
+    code, _, err = run(capsys, "--n", "82", "--alpha", "1", "--plot", str(path))
+    assert code == 0 and str(path) in err
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["prior.png"]  # no temporary left
+
+
+def test_expected_k_round_trip_fixed(capsys):
+    d = run_json(capsys, "--n", "82", "--expected-k", "4")
+    alpha = d["calibration"]["alpha"]
+    assert d["mean"] == pytest.approx(4.0, abs=1e-8)
+    again = run_json(capsys, "--n", "82", "--alpha", repr(alpha))
+    assert again["mean"] == pytest.approx(4.0, abs=1e-8)
+    fin = run_json(capsys, "--n", "82", "--finite", "10", "--expected-k", "3")
+    assert fin["mean"] == pytest.approx(3.0, abs=1e-8) and "gamma" in fin["calibration"]
+    code, out, _ = run(capsys, "--n", "82", "--expected-k", "4")
+    assert code == 0 and f"alpha = {alpha:.6g}" in out and "achieved: E[K+] = 4" in out
+
+
+def test_expected_k_with_interval_gamma_prior(capsys):
+    d = run_json(capsys, "--n", "50", "--expected-k", "4", "--interval", "2", "8")
+    prior = d["calibration"]["alpha_prior"]
+    assert d["mean"] == pytest.approx(4.0, abs=1e-6)
+    assert d["calibration"]["toml"].startswith("alpha_prior = { shape = ")
+    again = run_json(
+        capsys, "--n", "50", "--alpha-gamma", repr(prior["shape"]), repr(prior["rate"])
+    )
+    assert again["mean"] == pytest.approx(4.0, abs=1e-6)
+    lo, hi = again["interval_90"]
+    assert 1 <= lo <= 3 and 7 <= hi <= 9
+
+
+def test_large_n_is_fast(capsys):
+    t0 = time.perf_counter()
+    d = run_json(capsys, "--n", "10000", "--alpha", "1")
+    assert time.perf_counter() - t0 < 5.0
+    assert d["mean"] == pytest.approx(float(np.sum(1.0 / (1.0 + np.arange(10000)))))
