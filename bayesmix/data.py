@@ -131,8 +131,7 @@ def load_data(
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise InputError(
-                f"{source}: column '{missing[0]}' not found "
-                f"(available: {', '.join(frame.columns)})"
+                f"{source}: column '{missing[0]}' not found (available: {', '.join(frame.columns)})"
             )
         for c in columns:
             if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):

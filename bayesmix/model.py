@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
 from bayesmix import kernels, mixings
 from bayesmix.spec import ModelSpec

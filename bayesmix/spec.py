@@ -177,20 +177,30 @@ def _parse_mixing(where: str, table: dict) -> MixingSpec:
     for bad in (other, f"{other}_prior", wrong_size):
         if bad in table:
             raise _err(where, f"mixing.{bad}", f"does not apply to mixing type '{mtype}'")
-    n = _positive(where, f"mixing.{size_key}", table.get(size_key, 20 if mtype == "dp" else 10), True)
+    n = _positive(
+        where, f"mixing.{size_key}", table.get(size_key, 20 if mtype == "dp" else 10), True
+    )
     if n < 2:
         raise _err(where, f"mixing.{size_key}", "must be at least 2")
     fixed = table.get(conc_key)
     prior = table.get(f"{conc_key}_prior")
     if fixed is not None and prior is not None:
-        raise _err(where, f"mixing.{conc_key}", f"give either {conc_key} or {conc_key}_prior, not both")
+        raise _err(
+            where, f"mixing.{conc_key}", f"give either {conc_key} or {conc_key}_prior, not both"
+        )
     if fixed is None and prior is None:
-        raise _err(where, f"mixing.{conc_key}", f"give {conc_key} = value or {conc_key}_prior = {{shape, rate}}")
+        raise _err(
+            where,
+            f"mixing.{conc_key}",
+            f"give {conc_key} = value or {conc_key}_prior = {{shape, rate}}",
+        )
     return MixingSpec(
         type=mtype,
         n_components=int(n),
         concentration=None if fixed is None else _positive(where, f"mixing.{conc_key}", fixed),
-        concentration_prior=None if prior is None else _gamma_prior(where, f"mixing.{conc_key}_prior", prior),
+        concentration_prior=None
+        if prior is None
+        else _gamma_prior(where, f"mixing.{conc_key}_prior", prior),
     )
 
 
@@ -278,7 +288,9 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
         res = _builtin_path(text_path)
         if not res.is_file():
             names = ", ".join(builtin_model_names())
-            raise InputError(f"unknown model '{text_path}' (built-in models: {names}; or give a path to a .toml file)")
+            raise InputError(
+                f"unknown model '{text_path}' (built-in models: {names}; or give a path to a .toml file)"
+            )
         where, default_name = f"models/{text_path}.toml", text_path
         raw = res.read_bytes()
     try:

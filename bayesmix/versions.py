@@ -5,8 +5,20 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-PACKAGES = ("bayesmix", "pymc", "pytensor", "arviz", "arviz-stats", "nutpie", "numba", "numpy",
-            "scipy", "pandas", "xarray", "matplotlib")
+PACKAGES = (
+    "bayesmix",
+    "pymc",
+    "pytensor",
+    "arviz",
+    "arviz-stats",
+    "nutpie",
+    "numba",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "matplotlib",
+)
 
 
 def versions() -> dict[str, str]:

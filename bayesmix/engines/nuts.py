@@ -75,7 +75,11 @@ def sample_nuts(
     conc = _posterior_array(dt, name) if spec.mixing.concentration is None else None
     stats = {}
     ss = dt["sample_stats"]
-    for src, dst in (("diverging", "diverging"), ("tree_depth", "tree_depth"), ("depth", "tree_depth")):
+    for src, dst in (
+        ("diverging", "diverging"),
+        ("tree_depth", "tree_depth"),
+        ("depth", "tree_depth"),
+    ):
         if src in ss and dst not in stats:
             stats[dst] = np.asarray(ss[src].values)
     if "diverging" in stats:
