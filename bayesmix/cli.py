@@ -8,29 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from bayesmix.cli_args import positive_int, seed
 from bayesmix.errors import InputError
 
 EXIT_USAGE = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -51,11 +32,11 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
     )
     p.add_argument(
-        "--chains", type=_positive_int, default=None, help="number of chains (default 4)"
+        "--chains", type=positive_int, default=None, help="number of chains (default 4)"
     )
-    p.add_argument("--draws", type=_positive_int, default=None, help="kept draws per chain")
-    p.add_argument("--tune", type=_positive_int, default=None, help="warm-up iterations per chain")
-    p.add_argument("--seed", type=_seed, default=None, help="random seed (same seed, same numbers)")
+    p.add_argument("--draws", type=positive_int, default=None, help="kept draws per chain")
+    p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
+    p.add_argument("--seed", type=seed, default=None, help="random seed (same seed, same numbers)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -100,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("report", help="re-render report.html and report.md from saved results",
+                       description="Re-render the HTML and Markdown report of a fit directory "
+                       "(posterior.nc + summary.json) or a compare directory (compare.json), "
+                       "without refitting.")
+    p.add_argument("dir", help="a fit or compare output directory")
+    p.set_defaults(func=cmd_report)
+
     from bayesmix.cli_compare import register as register_compare
 
     register_compare(sub)
@@ -130,13 +118,12 @@ def _print_summary(summary: dict, out: Path) -> None:
     )
     for w in d["warnings"]:
         print(f"  warning: {w}")
-    print(f"\n  wrote {out}/posterior.nc, summary.json, report.md")
+    print(f"\n  wrote {out}/report.html, report.md, summary.json, posterior.nc, assignments.csv")
 
 
 def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dropna=False) -> None:
     from bayesmix.fit import fit
-    from bayesmix.io import write_text
-    from bayesmix.report.markdown import fit_markdown
+    from bayesmix.report import render_fit_report
 
     command = "bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = fit(
@@ -156,7 +143,7 @@ def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dr
     for note in result.data.notes:
         print(f"note: {note}", file=sys.stderr)
     result.save(out)
-    write_text(out / "report.md", fit_markdown(result.summary))
+    render_fit_report(out)
     _print_summary(result.summary, out)
 
 
@@ -170,6 +157,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     print("Fitting the galaxy velocities (MASS::galaxies, 82 galaxies, km/s)...", file=sys.stderr)
     _run_fit(args, dataset_path("galaxies"), Path(args.out))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from bayesmix.report import render_compare_report, render_fit_report
+
+    d = Path(args.dir)
+    if (d / "compare.json").is_file():
+        html, md = render_compare_report(d)
+    elif (d / "summary.json").is_file():
+        html, md = render_fit_report(d)
+    else:
+        raise InputError(f"{d}: no summary.json (fit) or compare.json (compare) found")
+    print(f"wrote {html} and {md}")
 
 
 def main(argv: list[str] | None = None) -> int:

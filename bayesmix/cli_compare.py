@@ -8,50 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bayesmix.cli_args import positive_float, positive_int, seed
 from bayesmix.errors import InputError
 
 TABLE_TAIL = 1e-6  # prior-k table rows below this at either end are omitted
-
-
-# --------------------------------------------------------------------------
-# Argument types
-# --------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -77,7 +42,7 @@ def _register_prior_k(subparsers: argparse._SubParsersAction) -> None:
         "--interval 2 8",
     )
     p.add_argument(
-        "--n", type=_positive_int, required=True, metavar="N", help="number of observations"
+        "--n", type=positive_int, required=True, metavar="N", help="number of observations"
     )
     src = p.add_argument_group("model (exactly one source)")
     src.add_argument(
@@ -88,14 +53,14 @@ def _register_prior_k(subparsers: argparse._SubParsersAction) -> None:
     )
     src.add_argument(
         "--alpha",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="A",
         help="DP with fixed concentration alpha",
     )
     src.add_argument(
         "--alpha-gamma",
-        type=_positive_float,
+        type=positive_float,
         nargs=2,
         default=None,
         metavar=("SHAPE", "RATE"),
@@ -103,21 +68,21 @@ def _register_prior_k(subparsers: argparse._SubParsersAction) -> None:
     )
     src.add_argument(
         "--finite",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="finite mixture with K components (with --gamma or --gamma-prior)",
     )
     src.add_argument(
         "--gamma",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="G",
         help="Dirichlet concentration of the finite mixture",
     )
     src.add_argument(
         "--gamma-prior",
-        type=_positive_float,
+        type=positive_float,
         nargs=2,
         default=None,
         metavar=("SHAPE", "RATE"),
@@ -180,13 +145,13 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         help="auto (default), nuts, gibbs or collapsed",
     )
     p.add_argument("--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend")
-    p.add_argument("--chains", type=_positive_int, default=None, help="chains per model")
-    p.add_argument("--draws", type=_positive_int, default=None, help="kept draws per chain")
-    p.add_argument("--tune", type=_positive_int, default=None, help="warm-up iterations per chain")
-    p.add_argument("--seed", type=_seed, default=None, help="random seed, the same for every model")
+    p.add_argument("--chains", type=positive_int, default=None, help="chains per model")
+    p.add_argument("--draws", type=positive_int, default=None, help="kept draws per chain")
+    p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
+    p.add_argument("--seed", type=seed, default=None, help="random seed, the same for every model")
     p.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="models fitted at once (default: min(number of models, CPUs))",
     )
@@ -454,31 +419,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(result["reading"])
     for w in result["warnings"]:
         print(f"warning: {w}")
-    print(f"\nwrote {out}/compare.json, compare.md, {', '.join(result['figures'].values())}, fits/")
+    from bayesmix.report import render_compare_report
 
-
-# --------------------------------------------------------------------------
-# Stand-alone entry point (python -m bayesmix.cli_compare ...), same error handling as cli.main
-# --------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run prior-k or compare; InputError -> one line on stderr, exit 2."""
-    parser = argparse.ArgumentParser(prog="bayesmix")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except InputError as exc:
-        print(f"bayesmix: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bayesmix: interrupted; no output was overwritten", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    render_compare_report(out)
+    print(f"\nwrote {out}/report.html, report.md, compare.json, compare.md, "
+          f"{', '.join(result['figures'].values())}, fits/")

@@ -108,6 +108,7 @@ def test_cli_fit_writes_everything(cli_fit):
     assert dt["allocations"]["z"].shape == (2, 200, 80)
     assert dt.attrs["seed"] == 3
     assert "most likely hold" in (out / "report.md").read_text()
+    assert (out / "report.html").is_file() and (out / "assignments.csv").is_file()
     mode = summary["n_clusters"]["mode"]
     assert f"{mode} groups" in proc.stdout or f"{mode} group " in proc.stdout
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left

@@ -3,7 +3,6 @@ run (two specs, Gibbs engine, spawned workers) through the command line."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from bayesmix import cli, cli_compare
+from bayesmix import cli
 from bayesmix.compare import (
     default_spec_paths,
     k_summary,
@@ -29,17 +28,8 @@ from bayesmix.errors import InputError
 from bayesmix.priors import prior_k_from_spec
 from bayesmix.spec import load_spec
 
-
-def _wired() -> bool:
-    for action in cli.build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return "compare" in action.choices
-    return False
-
-
-WIRED = _wired()
-MAIN = cli.main if WIRED else cli_compare.main
-MODULE = "bayesmix.cli" if WIRED else "bayesmix.cli_compare"
+MAIN = cli.main
+MODULE = "bayesmix.cli"
 
 
 def _gibbs_importable() -> bool:

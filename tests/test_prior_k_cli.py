@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -12,20 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from bayesmix import cli, cli_compare
+from bayesmix import cli
 
-
-def _wired() -> bool:
-    """True once bayesmix.cli registers prior-k (else test through cli_compare.main)."""
-    for action in cli.build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return "prior-k" in action.choices
-    return False
-
-
-WIRED = _wired()
-MAIN = cli.main if WIRED else cli_compare.main
-MODULE = "bayesmix.cli" if WIRED else "bayesmix.cli_compare"
+MAIN = cli.main
+MODULE = "bayesmix.cli"
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

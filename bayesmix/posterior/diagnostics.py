@@ -36,7 +36,9 @@ def diagnose(values: np.ndarray) -> dict:
     return {k: (1.0 if k == "r_hat" and not np.isfinite(x) else x) for k, x in out.items()}
 
 
-def diagnostics(quantities: dict[str, np.ndarray], divergences: int | None) -> dict:
+def diagnostics(
+    quantities: dict[str, np.ndarray], divergences: int | None, engine: str = ""
+) -> dict:
     """Diagnose each (chain, draw) quantity and turn failures into actionable warnings."""
     per = {name: diagnose(v) for name, v in quantities.items()}
     n_chains = next(iter(quantities.values())).shape[0]
@@ -54,7 +56,7 @@ def diagnostics(quantities: dict[str, np.ndarray], divergences: int | None) -> d
                 f"{', '.join(problems)} for {name}: run more draws (--draws, --tune)"
                 + (
                     "; with conjugate priors --engine collapsed mixes far better"
-                    if "K+" in name
+                    if name == "K+" and engine.startswith("nuts")
                     else ""
                 )
             )

@@ -49,7 +49,7 @@ def summarize(dt: xr.DataTree, weight_threshold: float = 0.02) -> dict:
         "effective_k": clusters.scalar_summary(clusters.effective_k(w), LEVEL),
         "weights": clusters.sorted_weights(w, LEVEL, max_k=10),
         "concentration": conc,
-        "diagnostics": diagnostics(label_invariant(dt), divergences),
+        "diagnostics": diagnostics(label_invariant(dt), divergences, attrs["engine"]),
         "data": {
             "n_obs": int(n_obs),
             "n_features": int(n_feat),

@@ -1,0 +1,443 @@
+"""Gibbs engines for conjugate Gaussian mixtures: spec + standardised data -> Draws.
+
+Two algorithms share the numba kernels in :mod:`bayesmix.engines.gibbs_kernels`:
+
+* ``blocked``   Ishwaran & James (2001) blocked Gibbs for the truncated DP
+                (T = ``mixing.n_components``) and the finite Dirichlet mixture.
+                Each DP sweep adds label-switching moves (Papaspiliopoulos & Roberts 2008).
+* ``collapsed`` Neal (2000) algorithm 3: component parameters integrated out; the DP is
+                *untruncated*.  Each sweep adds a split-merge move (Dahl 2003).  (w, mu, Sigma)
+                are drawn per saved draw from their conditional posteriors so the output has
+                the same shape as the blocked sampler.
+
+Chains run in separate processes (``forkserver``/``spawn``); each chain gets its seeds from
+``np.random.SeedSequence(seed).spawn(chains)`` and reseeds numba's RNG inside its first
+kernel call, so the same seed gives identical output whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayesmix.engines import gibbs_kernels as gk
+from bayesmix.engines.base import Draws
+from bayesmix.errors import InputError
+from bayesmix.spec import ModelSpec
+
+ALGORITHMS = ("blocked", "collapsed")
+_N_CHUNKS = 10  # kernel calls per chain: progress every 10% and a Ctrl-C point
+_IN_PROCESS_WORK = 4e6  # N * max(1, D^2/2) * sweeps * chains below which cores=None runs in-process
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Everything a chain needs besides the data (picklable, sent to the workers)."""
+
+    algorithm: str
+    hyp: tuple[float, float, float, float]  # m0, kappa0, nu0, psi0 (NIG: nu0 = 2 a0, psi0 = 2 b0)
+    diag: bool
+    finite: bool
+    n_components: int  # T (blocked DP), K (finite); unused by the collapsed DP
+    conc_fixed: bool
+    conc_value: float  # the fixed concentration (or nan)
+    conc_shape: float
+    conc_rate: float
+    draws: int
+    tune: int
+    thin: int
+    label_moves: bool = True  # blocked DP only
+    split_merge: int = 1  # collapsed only: split-merge moves per sweep
+
+
+def _config(
+    spec: ModelSpec,
+    d: int,
+    algorithm: str,
+    draws: int,
+    tune: int,
+    thin: int,
+    label_moves: bool = True,
+    split_merge: int = 1,
+) -> ChainConfig:
+    kern, mix = spec.kernel, spec.mixing
+    if kern.prior != "conjugate":
+        extra = " (Normal/HalfNormal/LKJ)" if kern.prior == "weakly_informative" else ""
+        raise InputError(
+            f"the gibbs engine needs kernel.prior = 'conjugate'; this spec uses "
+            f"'{kern.prior}'{extra}; use --engine nuts"
+        )
+    if algorithm not in ALGORITHMS:
+        raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if mix.type not in ("dp", "finite"):
+        raise InputError(f"mixing.type must be 'dp' or 'finite', got {mix.type!r}")
+    if kern.covariance not in ("full", "diag"):
+        raise InputError(f"kernel.covariance must be 'full' or 'diag', got {kern.covariance!r}")
+    for name, val in (("draws", draws), ("thin", thin)):
+        if not (isinstance(val, int) and val >= 1):
+            raise InputError(f"{name} must be a positive integer, got {val!r}")
+    if not (isinstance(tune, int) and tune >= 0):
+        raise InputError(f"tune must be a non-negative integer, got {tune!r}")
+    diag = d == 1 or kern.covariance == "diag"
+    if diag:  # NIG(a0, b0) per feature == 1-D NIW(nu0 = 2 a0, psi0 = 2 b0)
+        hyp = (float(kern.m0), float(kern.kappa0), 2.0 * kern.a0, 2.0 * kern.b0)
+    else:
+        nu0 = kern.nu0_for(d)
+        if not nu0 > d - 1:
+            raise InputError(
+                f"kernel.nu0 must be > D - 1 = {d - 1} for the Inverse-Wishart, got {nu0}"
+            )
+        hyp = (float(kern.m0), float(kern.kappa0), float(nu0), float(kern.psi0))
+    fixed = mix.concentration is not None  # a fixed value wins over a (default) prior
+    if not fixed and mix.concentration_prior is None:
+        raise InputError(f"mixing: give {mix.concentration_name} or {mix.concentration_name}_prior")
+    prior = mix.concentration_prior
+    return ChainConfig(
+        algorithm=algorithm,
+        hyp=hyp,
+        diag=bool(diag),
+        finite=mix.type == "finite",
+        n_components=int(mix.n_components),
+        conc_fixed=fixed,
+        conc_value=float(mix.concentration) if fixed else math.nan,
+        conc_shape=float(prior.shape) if prior is not None else math.nan,
+        conc_rate=float(prior.rate) if prior is not None else math.nan,
+        draws=draws,
+        tune=tune,
+        thin=thin,
+        label_moves=bool(label_moves),
+        split_merge=int(split_merge),
+    )
+
+
+# --------------------------------------------------------------------------
+# One chain (runs in a worker process or in-process)
+# --------------------------------------------------------------------------
+
+
+def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray]:
+    out = {
+        "z": np.zeros((draws, n), np.int32),
+        "conc": np.zeros(draws),
+        "k": np.zeros(draws, np.int64),
+    }
+    if cfg.algorithm == "blocked":
+        t = cfg.n_components
+        out.update(
+            w=np.zeros((draws, t)),
+            mu=np.zeros((draws, t, d)),
+            cov=np.zeros((draws, t, d, d)),
+            ll=np.zeros(draws),
+        )
+    return out
+
+
+def _init_state(cfg: ChainConfig, n: int, d: int, conc0: float) -> dict[str, np.ndarray]:
+    st = {"z": np.zeros(n, np.int64), "state": np.array([conc0, 0.0, 0.0, 0.0, 0.0])}
+    if cfg.algorithm == "blocked":
+        t = cfg.n_components
+        st.update(logw=np.zeros(t), mu=np.zeros((t, d)), l=np.zeros((t, d, d)))
+    return st
+
+
+def _kernel_call(
+    cfg: ChainConfig, x: np.ndarray, st: dict, out: dict, it0: int, n_iter: int, seed: int
+) -> None:
+    """One chunk of sweeps (identical argument types for warm-up and real runs)."""
+    hyp = np.asarray(cfg.hyp, dtype=np.float64)
+    ca = cfg.conc_shape if not cfg.conc_fixed else 1.0
+    cb = cfg.conc_rate if not cfg.conc_fixed else 1.0
+    args = (cfg.diag, cfg.finite)
+    if cfg.algorithm == "blocked":
+        gk.blocked_chain(
+            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, *args,
+            cfg.conc_fixed, float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune),
+            int(cfg.thin), int(seed), cfg.label_moves, out["z"], out["w"], out["mu"], out["cov"],
+            out["conc"], out["ll"], out["k"],
+        )  # fmt: skip
+    else:
+        gk.collapsed_chain(
+            x, st["z"], st["state"], hyp, *args, int(cfg.n_components), cfg.conc_fixed,
+            float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune), int(cfg.thin),
+            int(seed), int(cfg.split_merge), out["z"], out["conc"], out["k"],
+        )  # fmt: skip
+
+
+def _collapsed_post(cfg: ChainConfig, x: np.ndarray, out: dict, kc: int, seed: int) -> None:
+    """Per-draw (w, mu, Sigma) for the collapsed sampler, kc slots (DP: max occupied + 1)."""
+    s, d = out["z"].shape[0], x.shape[1]
+    out.update(w=np.zeros((s, kc)), mu=np.zeros((s, kc, d)), cov=np.zeros((s, kc, d, d)))
+    out["ll"] = np.zeros(s)
+    gk.collapsed_params(
+        x, out["z"], out["conc"], np.asarray(cfg.hyp, dtype=np.float64), cfg.diag, cfg.finite,
+        int(seed), out["w"], out["mu"], out["cov"], out["ll"],
+    )  # fmt: skip
+
+
+def _warmup(cfg: ChainConfig, d: int) -> float:
+    """Tiny run of every kernel with the real argument types: JIT compile or cache load time."""
+    t0 = time.perf_counter()
+    xt = np.ascontiguousarray(np.linspace(-1.5, 1.5, 6 * d).reshape(6, d) ** 3)
+    small = dataclasses.replace(cfg, draws=2, tune=1, thin=1)
+    conc0 = cfg.conc_value if cfg.conc_fixed else 1.0
+    st = _init_state(small, 6, d, conc0)
+    out = _alloc(small, 6, d, 2)
+    _kernel_call(small, xt, st, out, 0, 3, 1)
+    if cfg.algorithm == "collapsed":
+        kc = cfg.n_components if cfg.finite else int(out["k"].max()) + 1
+        _collapsed_post(small, xt, out, kc, 2)
+    return time.perf_counter() - t0
+
+
+def _run_chain(
+    cfg: ChainConfig,
+    x: np.ndarray,
+    chain: int,
+    seeds: tuple[int, int],
+    conc0: float,
+    progress: bool,
+    warm: bool,
+) -> dict:
+    """Run one chain to completion; returns its draws (collapsed: padded to its own max K+ + 1)."""
+    n, d = x.shape
+    load_s = _warmup(cfg, d) if warm else 0.0
+    st = _init_state(cfg, n, d, conc0)
+    out = _alloc(cfg, n, d, cfg.draws)
+    total = cfg.tune + cfg.draws * cfg.thin
+    bounds = np.unique(np.linspace(0, total, _N_CHUNKS + 1).round().astype(int))
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        _kernel_call(cfg, x, st, out, int(a), int(b - a), seeds[0] if j == 0 else -1)
+        if progress:
+            print(
+                f"{cfg.algorithm} gibbs chain {chain}: {100 * b // total:3d}% "
+                f"({b}/{total} sweeps, {time.perf_counter() - t0:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    sweep_s, sweep_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
+    t1 = time.perf_counter()
+    if cfg.algorithm == "collapsed":
+        kc = cfg.n_components if cfg.finite else int(out["k"].max()) + 1
+        _collapsed_post(cfg, x, out, kc, seeds[1])
+    post_s = time.perf_counter() - t1
+    out.update(
+        accept=st["state"][2] / st["state"][3] if st["state"][3] > 0 else math.nan,
+        sm_accept=float(st["state"][4]),
+        log_step=float(st["state"][1]),
+        load_s=load_s,
+        sweep_s=sweep_s,
+        sweep_cpu_s=sweep_cpu_s,
+        post_s=post_s,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------
+# Prior draws for padding (numpy, main process)
+# --------------------------------------------------------------------------
+
+
+def _prior_draws(
+    rng: np.random.Generator, m: int, d: int, cfg: ChainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """m draws (mu, Sigma) from the NIW (NIG per feature if diag) prior."""
+    m0, k0, nu0, psi0 = cfg.hyp
+    if cfg.diag:
+        var = psi0 / rng.chisquare(nu0, size=(m, d))  # IG(nu0/2, psi0/2)
+        cov = np.zeros((m, d, d))
+        idx = np.arange(d)
+        cov[:, idx, idx] = var
+        mu = m0 + np.sqrt(var / k0) * rng.standard_normal((m, d))
+        return mu, cov
+    a = np.zeros((m, d, d))
+    for i in range(d):  # Bartlett: Sigma^{-1} = A A^T / psi0 ~ W(nu0, I / psi0)
+        a[:, i, i] = np.sqrt(rng.chisquare(nu0 - i, size=m))
+        a[:, i, :i] = rng.standard_normal((m, i))
+    cov = psi0 * np.linalg.inv(a @ np.swapaxes(a, 1, 2))
+    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    lo = np.linalg.cholesky(cov / k0)
+    mu = m0 + np.einsum("mij,mj->mi", lo, rng.standard_normal((m, d)))
+    return mu, cov
+
+
+def _pad(res: dict, k_out: int, rng: np.random.Generator, cfg: ChainConfig) -> None:
+    s, k, d = res["mu"].shape
+    if k == k_out:
+        return
+    extra = k_out - k
+    mu, cov = _prior_draws(rng, s * extra, d, cfg)
+    res["w"] = np.concatenate([res["w"], np.zeros((s, extra))], axis=1)
+    res["mu"] = np.concatenate([res["mu"], mu.reshape(s, extra, d)], axis=1)
+    res["cov"] = np.concatenate([res["cov"], cov.reshape(s, extra, d, d)], axis=1)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def _run_pool(
+    cfg: ChainConfig,
+    x: np.ndarray,
+    seeds: list[tuple[int, int]],
+    conc0: list[float],
+    progress: bool,
+    workers: int,
+    method: str,
+) -> list[dict]:
+    """Chains in worker processes; Ctrl-C cancels the queued chains and returns promptly."""
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["bayesmix.engines.gibbs"])
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        futs = [
+            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, True)
+            for c in range(len(seeds))
+        ]
+        results = [f.result() for f in futs]
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown()
+    return results
+
+
+def _default_start_method() -> str:
+    methods = mp.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def sample_gibbs(
+    spec: ModelSpec,
+    x: np.ndarray,
+    *,
+    algorithm: str = "blocked",
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    thin: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    cores: int | None = None,
+    start_method: str | None = None,
+    label_moves: bool = True,
+    split_merge: int = 1,
+) -> Draws:
+    """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
+
+    ``algorithm="blocked"``: Ishwaran-James blocked Gibbs (DP truncated at
+    ``mixing.n_components``, or finite Dirichlet); ``Draws.engine == "gibbs"``.
+    ``algorithm="collapsed"``: Neal's algorithm 3 (untruncated DP, or finite Dirichlet);
+    ``Draws.engine == "collapsed"``; K = max occupied clusters + 1 for the DP.
+    ``tune`` sweeps are discarded, then ``draws * thin`` sweeps keep every ``thin``-th.
+    Chains run in ``min(chains, cores)`` processes (``start_method``: forkserver (default),
+    spawn or fork); in-process when that is 1, or when ``cores=None`` and the job is so small
+    that starting workers would cost more.  The same ``seed`` gives identical draws whatever
+    the number of processes.
+    ``label_moves`` adds the label-switching MH moves to the blocked DP sweep, and
+    ``split_merge`` sequentially-allocated split-merge moves (Dahl 2003) to every collapsed
+    sweep (0 turns them off).  Both leave the posterior unchanged and make K+ and the
+    concentration mix several times faster.
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    if xa.ndim == 1:
+        xa = xa[:, None]
+    if xa.ndim != 2 or xa.shape[0] < 1 or xa.shape[1] < 1:
+        raise InputError(f"data must be a non-empty (N, D) array, got shape {xa.shape}")
+    if not np.all(np.isfinite(xa)):
+        raise InputError("data contain NaN or infinite values")
+    xa = np.ascontiguousarray(xa)
+    n, d = xa.shape
+    if not (isinstance(chains, int) and chains >= 1):
+        raise InputError(f"chains must be a positive integer, got {chains!r}")
+    if not (isinstance(split_merge, int) and split_merge >= 0):
+        raise InputError(f"split_merge must be a non-negative integer, got {split_merge!r}")
+    cfg = _config(spec, d, algorithm, draws, tune, thin, label_moves, split_merge)
+
+    # seeds: chain c -> (numba chain seed, numba post-processing seed) + numpy Generator
+    kids = np.random.SeedSequence(seed).spawn(chains)
+    seeds, rngs, conc0 = [], [], []
+    for kid in kids:
+        sub = kid.spawn(2)
+        w = sub[0].generate_state(2)
+        seeds.append((int(w[0]), int(w[1])))
+        rng = np.random.default_rng(sub[1])
+        rngs.append(rng)
+        if cfg.conc_fixed:
+            conc0.append(cfg.conc_value)
+        else:  # over-dispersed start around the prior mean
+            conc0.append(cfg.conc_shape / cfg.conc_rate * float(np.exp(rng.uniform(-1.0, 1.0))))
+
+    compile_s = _warmup(cfg, d)
+    total = cfg.tune + cfg.draws * cfg.thin
+    if cores is None:
+        ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        # small jobs finish in-process faster than worker processes start (~1-2 s)
+        small = n * max(1.0, d * d / 2.0) * total * chains < _IN_PROCESS_WORK
+        workers = 1 if small else min(chains, ncpu or 1)
+    else:
+        workers = min(chains, max(1, int(cores)))
+    method = start_method or _default_start_method()
+    t0 = time.perf_counter()
+    if workers <= 1:
+        method = "in-process"
+        results = [
+            _run_chain(cfg, xa, c, seeds[c], conc0[c], progress, False) for c in range(chains)
+        ]
+    else:
+        results = _run_pool(cfg, xa, seeds, conc0, progress, workers, method)
+    if algorithm == "collapsed":
+        k_out = max(r["w"].shape[1] for r in results)
+        for r, rng in zip(results, rngs, strict=True):
+            _pad(r, k_out, rng, cfg)
+    sampling_s = time.perf_counter() - t0
+
+    stack = lambda key: np.stack([r[key] for r in results])  # noqa: E731
+    sample_stats = {"log_likelihood": stack("ll"), "n_occupied": stack("k")}
+    info: dict[str, object] = {
+        "algorithm": algorithm,
+        "mixing": "finite" if cfg.finite else "dp",
+        "truncation": cfg.n_components if (algorithm == "blocked" and not cfg.finite) else None,
+        "kernel": "nig_diag" if cfg.diag else "niw_full",
+        "label_moves": cfg.label_moves and algorithm == "blocked" and not cfg.finite,
+        "split_merge_per_sweep": cfg.split_merge if algorithm == "collapsed" else 0,
+        "concentration_name": spec.mixing.concentration_name,
+        "concentration_fixed": cfg.conc_fixed,
+        "seed": seed,
+        "chain_seeds": seeds,
+        "start_method": method,
+        "workers": workers,
+        "sweeps": total,
+        "chain_sweep_s": [r["sweep_s"] for r in results],
+        "chain_sweep_cpu_s": [r["sweep_cpu_s"] for r in results],
+        "chain_post_s": [r["post_s"] for r in results],
+        "worker_load_s": [r["load_s"] for r in results],
+        "sweeps_per_s": [total / r["sweep_s"] if r["sweep_s"] > 0 else math.nan for r in results],
+    }
+    if algorithm == "collapsed" and cfg.split_merge > 0:
+        moves = cfg.draws * cfg.thin * cfg.split_merge
+        info["split_merge_accept_rate"] = [r["sm_accept"] / moves for r in results]
+    if not cfg.conc_fixed and cfg.finite:
+        info["concentration_accept_rate"] = [r["accept"] for r in results]
+        info["concentration_mh_step"] = [math.exp(r["log_step"]) for r in results]
+    return Draws(
+        w=stack("w"),
+        mu=stack("mu"),
+        cov=stack("cov"),
+        concentration=None if cfg.conc_fixed else stack("conc"),
+        engine="gibbs" if algorithm == "blocked" else "collapsed",
+        z=stack("z"),
+        sample_stats=sample_stats,
+        timing={"compile_s": compile_s, "sampling_s": sampling_s},
+        info=info,
+    )

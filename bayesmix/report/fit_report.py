@@ -1,0 +1,574 @@
+"""The analyst's report of one fit: build the context (numbers, figures, notes) that both the
+HTML and the Markdown templates render. Sections come answer first."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bayesmix.report import compute as C
+from bayesmix.report import plots as P
+from bayesmix.report.figures import FigureSet
+from bayesmix.report.loader import FitData, Params
+
+MAX_PAIRS_FEATURES = 6
+N_LEAST_CERTAIN = 10
+
+
+def _na(what: str) -> str:
+    return f"{what} not available for this fit."
+
+
+# --------------------------------------------------------------------------- 1. answer
+
+
+def answer_section(s: dict, figs: FigureSet) -> dict:
+    from bayesmix.posterior.summary import answer_sentence
+
+    nc = s.get("n_clusters") or {}
+    prior = (s.get("prior_n_clusters") or {}).get("pmf")
+    post = nc.get("pmf") or {}
+    out = {"sentence": "", "table": [], "note": None, "stats": []}
+    if not post:
+        out["note"] = _na("The posterior of K+")
+        return out
+    out["sentence"] = answer_sentence(s)
+    kmax = C.k_display_limit(post, prior)
+    rows = []
+    for k in range(1, kmax + 1):
+        pp, pq = post.get(str(k)), (prior or {}).get(str(k))
+        if (pp or 0.0) < 5e-4 and (pq or 0.0) < 0.02:
+            continue
+        rows.append({"k": k, "posterior": pp or 0.0, "prior": pq, "mode": k == nc.get("mode")})
+    out["table"] = rows
+    mode, pm = nc["mode"], post[str(nc["mode"])]
+    prior_note = (
+        " The outlined bars are the prior of K+ implied by the model (exact, for this N): where "
+        "the two agree, the data said little."
+        if prior
+        else " The prior of K+ is not stored in this summary."
+    )
+    figs.add(
+        "k_posterior",
+        P.k_posterior_figure(post, prior, kmax),
+        "Posterior and prior probability of each number of occupied clusters K+",
+        f"Posterior probability of K+ (filled): the tallest bar is the answer, K+ = {mode} "
+        f"({100 * pm:.0f}%); the spread of the bars is the uncertainty.{prior_note}",
+    )
+    stats = [("Posterior mean K+", C.fnum(nc.get("mean"), 3))]
+    if prior:
+        p = s["prior_n_clusters"]
+        stats.append(
+            (
+                "Prior mean K+ / 90% set",
+                f"{C.fnum(p.get('mean'), 3)} / {C.fset(p.get('credible_set_90'))}",
+            )
+        )
+    ab = s.get("n_components_above")
+    if ab:
+        stats.append(
+            (
+                f"Components with weight > {ab.get('threshold')}",
+                f"mode {ab.get('mode')}, mean {C.fnum(ab.get('mean'), 3)}",
+            )
+        )
+    ek = s.get("effective_k")
+    if ek:
+        stats.append(
+            (
+                "Effective number of components exp(H(w))",
+                f"{C.fnum(ek.get('mean'), 3)} {C.finterval(ek.get('interval_90'))}",
+            )
+        )
+    conc = s.get("concentration")
+    if conc:
+        stats.append(
+            (
+                f"Concentration {conc.get('name')}",
+                f"{C.fnum(conc.get('mean'), 3)} {C.finterval(conc.get('interval_90'))}",
+            )
+        )
+    part = s.get("partition")
+    if isinstance(part, dict) and part.get("n_clusters") is not None:
+        loss = C._first(part, "expected_loss", "expected_vi", "expected_vi_lower_bound")
+        name = str(part.get("loss", "loss")).split(" ")[0]
+        stats.append(
+            (
+                f"Point partition (SALSO, {name} loss)"
+                if "SALSO" in str(part.get("loss"))
+                else f"Point partition ({name} loss)",
+                f"{part['n_clusters']} clusters, expected {name} {C.fnum(loss, 3)}",
+            )
+        )
+        ball = C._first(part, "credible_ball", "credible_ball_95")
+        if isinstance(ball, dict) and isinstance(ball.get("upper"), dict):
+            lo_k = ball["upper"].get("n_clusters")
+            hi_k = ball["lower"].get("n_clusters") if isinstance(ball.get("lower"), dict) else None
+            level = ball.get("level", 0.95)
+            stats.append(
+                (
+                    f"{100 * float(level):.0f}% credible ball of the partition (VI)",
+                    f"radius {C.fnum(ball.get('radius'), 3)}; {lo_k} to {hi_k} clusters",
+                )
+            )
+    out["stats"] = [{"label": a, "value": b} for a, b in stats]
+    return out
+
+
+# --------------------------------------------------------------------------- 2. data and fit
+
+
+def _partition_colours(data: FitData, labels: list[int], params: Params) -> list[int | None]:
+    """Point-partition colour for each occupied relabelled component: the cluster it shares most
+    observations with (one-to-one), each observation going to its most probable component
+    under the posterior-mean parameters."""
+    if data.partition is None or data.x is None or not labels:
+        return [None] * len(labels)
+    m = params.mean()
+    logp = np.stack(
+        [
+            np.log(max(m.w[0, k], 1e-300)) + _log_normal(data.x, m.mu[0, k], m.cov[0, k])
+            for k in labels
+        ]
+    )  # (components, N)
+    return C.match_by_overlap(np.argmax(logp, axis=0), data.partition, len(labels))
+
+
+def _log_normal(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(mu)))
+    y = np.linalg.solve(chol, (x - mu).T)
+    return -0.5 * np.sum(y**2, axis=0) - np.log(np.diag(chol)).sum()
+
+
+def data_section(data: FitData, figs: FigureSet) -> dict:
+    out = {"notes": [], "figure": None}
+    if data.x is None or data.posterior is None:
+        out["notes"].append(_na("The data-and-fit figure (posterior.nc is missing)"))
+        return out
+    cols = data.columns
+    occupied = C.occupied_labels(data.summary.get("clusters"), data.relabelled)
+    rel = data.relabelled
+    if rel is None:
+        out["notes"].append(_na("Relabelled cluster parameters (component curves and ellipses)"))
+        occupied = []
+    if data.partition is None:
+        out["notes"].append(_na("The point partition (colours by cluster)"))
+    colours = _partition_colours(data, occupied, rel) if rel is not None else []
+    numbers = C.display_labels(data.summary.get("clusters"), rel)
+    d = data.n_features
+    if d == 1:
+        band = C.density_band(data.x[:, 0], data.posterior)
+        comps = []
+        if rel is not None:
+            m = rel.mean()
+            for lab, col in zip(occupied, colours, strict=True):
+                comps.append(
+                    {
+                        "label": numbers.get(lab, lab + 1),
+                        "w": float(m.w[0, lab]),
+                        "mu": float(m.mu[0, lab, 0]),
+                        "sd": float(np.sqrt(m.cov[0, lab, 0, 0])),
+                        "colour": col,
+                    }
+                )
+        fig = P.density_1d_figure(data.x[:, 0], band, comps, cols[0], data.partition)
+        out["figure"] = figs.add(
+            "data_fit",
+            fig,
+            f"Histogram of {cols[0]} with the posterior mixture density",
+            "Blue-grey bars: the data (ticks below: each observation"
+            + (", coloured by its point-estimate cluster" if data.partition is not None else "")
+            + f"). Brown line and orange band: posterior mean density and its 90% pointwise band "
+            f"({band.n_draws} posterior draws). "
+            + (
+                "Dashed: weighted densities of the occupied components (posterior means after "
+                "relabelling). "
+                if comps
+                else ""
+            )
+            + "Look for bumps in the histogram the band misses (misfit), and for a wide band "
+            "where the data are sparse"
+            + (
+                "; observations under overlapping dashed curves have uncertain membership."
+                if comps
+                else "."
+            ),
+        )
+        return out
+    ellipses = []
+    if rel is not None:
+        m = rel.mean()
+        for lab, col in zip(occupied, colours, strict=True):
+            ellipses.append(
+                {
+                    "label": numbers.get(lab, lab + 1),
+                    "mu": m.mu[0, lab],
+                    "cov": m.cov[0, lab],
+                    "colour": col,
+                }
+            )
+    caption = (
+        "Points coloured by the point-estimate partition; solid and dashed ellipses are the 1σ "
+        "and 2σ contours of each occupied cluster (posterior means of its mean and covariance "
+        "after relabelling, numbered by weight). Look for points between ellipses (uncertain "
+        "membership) and ellipses that cover no data (weakly identified clusters)."
+    )
+    if d == 2:
+        fig = P.scatter_2d_figure(data.x, cols, data.partition, ellipses)
+        out["figure"] = figs.add(
+            "data_fit", fig, f"Scatter of {cols[0]} and {cols[1]} with cluster ellipses", caption
+        )
+        return out
+    shown = list(range(min(d, MAX_PAIRS_FEATURES)))
+    if d > MAX_PAIRS_FEATURES:
+        out["notes"].append(f"Pairs plot of the first {MAX_PAIRS_FEATURES} of {d} features.")
+    sub = [
+        {
+            "label": e["label"],
+            "mu": e["mu"][shown],
+            "cov": e["cov"][np.ix_(shown, shown)],
+            "colour": e["colour"],
+        }
+        for e in ellipses
+    ]
+    fig = P.pairs_figure(data.x[:, shown], [cols[j] for j in shown], data.partition, sub)
+    out["figure"] = figs.add(
+        "data_fit", fig, "Pairs plot of the features with cluster ellipses", caption
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- 3. clusters
+
+
+def clusters_section(data: FitData, figs: FigureSet) -> dict:
+    s = data.summary
+    out = {
+        "rows": [],
+        "note": None,
+        "columns": data.columns,
+        "has_corr": False,
+        "forest": None,
+        "weights": [],
+        "wide": True,
+    }
+    weights = s.get("weights") or []
+    shown = [w for w in weights if w["rank"] == 1 or w["interval_90"][1] >= 0.01][:10]
+    out["weights"] = [
+        {
+            "rank": w["rank"],
+            "mean": w["mean"],
+            "lower": w["interval_90"][0],
+            "upper": w["interval_90"][1],
+        }
+        for w in weights
+    ]
+    if shown:
+        rows = [
+            {
+                "label": f"rank {w['rank']}",
+                "mean": w["mean"],
+                "lower": w["interval_90"][0],
+                "upper": w["interval_90"][1],
+            }
+            for w in shown
+        ]
+        out["forest"] = figs.add(
+            "weights",
+            P.forest_figure(rows, "weight (mean and 90% interval)"),
+            "Forest plot of the sorted mixture weights",
+            "Sorted weights w(1) ≥ w(2) ≥ … in each draw (label-free): dot = mean, line = 90% "
+            "interval. Weights whose interval reaches 0 belong to clusters that may not exist; "
+            "ranks with upper end below 1% are omitted.",
+        )
+    clusters = s.get("clusters")
+    if not clusters:
+        out["note"] = _na("Per-cluster parameters (relabelled clusters in summary.json)")
+        return out
+    out["rows"] = C.cluster_rows(clusters, data.columns)
+    out["method"] = data.relabel_method
+    out["wide"] = len(data.columns) <= 2
+    out["has_corr"] = any(r["corr"] for r in out["rows"])
+    return out
+
+
+# --------------------------------------------------------------------------- 4. membership
+
+
+def membership_section(data: FitData, figs: FigureSet) -> dict:
+    out = {
+        "notes": [],
+        "least": [],
+        "certainty": None,
+        "psm": None,
+        "n_low": None,
+        "has_loo": False,
+    }
+    cert = data.certainty
+    if data.partition is not None and cert is None and data.z is not None:
+        cert = C.certainty_from_draws(data.z, data.partition)
+        out["notes"].append(
+            "Certainty computed here from the allocation draws (mean co-clustering probability "
+            "with the other members of the point-estimate cluster)."
+        )
+    if data.partition is None or cert is None or data.x is None:
+        out["notes"].append(_na("The point partition and assignment certainty"))
+    else:
+        out["n_low"] = {
+            "below_50": int(np.sum(cert < 0.5)),
+            "below_90": int(np.sum(cert < 0.9)),
+            "n": int(cert.size),
+        }
+        out["certainty"] = figs.add(
+            "certainty",
+            P.certainty_figure(cert),
+            "Histogram of assignment certainty",
+            "How sure the posterior is about each observation's cluster. Mass near 1: clear-cut "
+            "groups; observations left of the dotted lines (0.5, 0.9) sit between clusters.",
+        )
+        out["least"] = C.least_certain(
+            cert, data.partition, data.z, data.x, data.row_labels, N_LEAST_CERTAIN
+        )
+        loo = _loo_by_row(data.assignments)
+        if data.loo_elpd is not None and len(data.loo_elpd) == data.n_obs:
+            out["has_loo"] = True
+            for r in out["least"]:
+                r["loo_elpd"] = float(data.loo_elpd[r["index"]])
+        elif loo:
+            out["has_loo"] = True
+            for r in out["least"]:
+                r["loo_elpd"] = loo.get(str(r["row"]))
+    if data.z is None:
+        out["notes"].append(_na("The co-clustering matrix (no allocation draws)"))
+        return out
+    from bayesmix.posterior.partition import psm
+
+    idx = C.psm_observations(data.z.shape[1])
+    p = psm(data.z[:, idx])
+    part = None if data.partition is None else data.partition[idx]
+    sub_cert = None if cert is None else cert[idx]
+    order = C.psm_order(p, part, sub_cert)
+    subset = (
+        f" Shown for a random subset of {len(idx)} of {data.z.shape[1]} observations (fixed seed)."
+        if len(idx) < data.z.shape[1]
+        else ""
+    )
+    how = (
+        "ordered by the point-estimate partition (boxes), most certain first within each"
+        if part is not None
+        else "ordered by average-linkage clustering of the matrix (no point partition stored)"
+    )
+    out["psm"] = figs.add(
+        "psm",
+        P.psm_figure(p[np.ix_(order, order)], None if part is None else np.sort(part)),
+        "Posterior co-clustering matrix",
+        f"Posterior probability that two observations share a cluster, {how}. Dark solid "
+        "blocks are stable clusters; grey off-diagonal bands show clusters that often merge."
+        + subset,
+    )
+    return out
+
+
+def _loo_by_row(assignments: list[dict] | None) -> dict[str, float]:
+    if not assignments or "loo_elpd" not in assignments[0] or "row" not in assignments[0]:
+        return {}
+    return {str(r["row"]): r["loo_elpd"] for r in assignments}
+
+
+# --------------------------------------------------------------------------- 5. diagnostics
+
+
+def diagnostics_section(data: FitData, figs: FigureSet) -> dict:
+    s = data.summary
+    lights = C.traffic_lights(s, data.n_obs or (s.get("data") or {}).get("n_obs"))
+    out = {
+        "lights": lights,
+        "warnings": (s.get("diagnostics") or {}).get("warnings") or [],
+        "trace": None,
+        "note": None,
+    }
+    quantities = {}
+    if data.concentration is not None:
+        quantities[data.concentration[0]] = data.concentration[1]
+    if data.kplus is not None:
+        quantities["K+"] = data.kplus
+    if not quantities:
+        out["note"] = _na("Trace and rank plots")
+        return out
+    out["trace"] = figs.add(
+        "trace_rank",
+        P.trace_rank_figure(quantities),
+        "Trace and rank plots of the concentration and K+",
+        "Left: draws of each chain in order; chains should overlap like one fuzzy band, without "
+        "trends or long flat stretches. Right: where each chain's draws rank among all chains; "
+        "bars close to the dashed line (uniform) mean the chains explored the same values.",
+    )
+    return out
+
+
+def overall_status(lights: list[dict]) -> str:
+    states = {r["status"] for r in lights}
+    return "red" if "red" in states else ("amber" if "amber" in states else "green")
+
+
+# --------------------------------------------------------------------------- 6. classical
+
+
+def classical_section(data: FitData, figs: FigureSet, enabled: bool = True) -> dict:
+    out = {"result": None, "note": None, "line": "", "rows": [], "figure": None}
+    if not enabled:
+        out["note"] = "Classical EM comparison switched off for this report."
+        return out
+    if data.x is None or data.n_obs < 3:
+        out["note"] = _na("The classical EM comparison (no observed data)")
+        return out
+    from bayesmix.report.classical import cached_em_selection
+
+    sha = (data.summary.get("data") or {}).get("sha256", "")
+    try:
+        res = cached_em_selection(data.fit_dir, data.x, sha)
+    except Exception as exc:  # scikit-learn failing must not lose the Bayesian report
+        out["note"] = f"The classical EM comparison failed: {type(exc).__name__}: {exc}"
+        return out
+    out["result"] = res
+    nc = data.summary.get("n_clusters") or {}
+    mode = nc.get("mode")
+    pm = (nc.get("pmf") or {}).get(str(mode), 0.0)
+    out["line"] = (
+        f"EM picks K = {res['best_bic']} by BIC and K = {res['best_aic']} by AIC; "
+        f"the posterior says K+ = {mode} ({100 * pm:.0f}%), 90% credible set "
+        f"{C.fset(nc.get('credible_set_90'))}."
+    )
+    bmin, amin = min(res["bic"]), min(res["aic"])
+    out["rows"] = [
+        {
+            "k": k,
+            "bic": b,
+            "aic": a,
+            "dbic": b - bmin,
+            "daic": a - amin,
+            "converged": c,
+            "best_bic": k == res["best_bic"],
+            "best_aic": k == res["best_aic"],
+        }
+        for k, b, a, c in zip(res["k"], res["bic"], res["aic"], res["converged"], strict=True)
+    ]
+    out["figure"] = figs.add(
+        "classical",
+        P.classical_figure(res["k"], res["bic"], res["aic"]),
+        "BIC and AIC of EM fits against K",
+        "Lower is better; circles mark each criterion's minimum. EM gives one K with no "
+        "uncertainty: compare it with the spread of the posterior of K+ above.",
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- 7. reproduce
+
+
+def reproduce_section(s: dict) -> dict:
+    d = s.get("data") or {}
+    spec = s.get("spec")
+    return {
+        "command": s.get("command") or "",
+        "spec": json.dumps(spec, indent=2, sort_keys=False) if spec is not None else "",
+        "sha256": d.get("sha256", ""),
+        "source": d.get("source", ""),
+        "seed": s.get("seed"),
+        "engine": s.get("engine", ""),
+        "sampling": s.get("sampling") or {},
+        "versions": [{"name": k, "version": v} for k, v in (s.get("versions") or {}).items()],
+        "timing": s.get("timing") or {},
+        "data_notes": d.get("notes") or [],
+    }
+
+
+# --------------------------------------------------------------------------- context
+
+
+def key_numbers(s: dict, classical: dict, lights: list[dict], data: FitData) -> list[dict]:
+    nc = s.get("n_clusters") or {}
+    pmf = nc.get("pmf") or {}
+    mode = nc.get("mode")
+    d = s.get("data") or {}
+    samp = s.get("sampling") or {}
+    out = []
+    if mode is not None:
+        out.append(
+            {
+                "label": "Most probable K+",
+                "value": str(mode),
+                "note": f"{100 * pmf.get(str(mode), 0):.0f}% posterior probability",
+            }
+        )
+        out.append(
+            {
+                "label": "90% credible set",
+                "value": C.fset(nc.get("credible_set_90")),
+                "note": f"posterior mean {C.fnum(nc.get('mean'), 3)}",
+            }
+        )
+    res = classical.get("result")
+    if res:
+        out.append(
+            {
+                "label": "EM: BIC / AIC pick",
+                "value": f"{res['best_bic']} / {res['best_aic']}",
+                "note": "classical, no uncertainty",
+            }
+        )
+    status = overall_status(lights)
+    words = {"green": "all checks pass", "amber": "read with care", "red": "do not trust yet"}
+    out.append({"label": "Diagnostics", "value": status, "note": words[status], "status": status})
+    out.append(
+        {
+            "label": "Data",
+            "value": f"{d.get('n_obs', data.n_obs)} × {d.get('n_features', data.n_features)}",
+            "note": "observations × features",
+        }
+    )
+    out.append(
+        {
+            "label": "Sampler",
+            "value": str(s.get("engine", "?")),
+            "note": f"{samp.get('chains', '?')} chains × {samp.get('draws', '?')} draws",
+        }
+    )
+    return out
+
+
+def build_context(data: FitData, figs: FigureSet, classical: bool = True) -> dict:
+    """Everything both templates render, in section order."""
+    t0 = time.perf_counter()
+    s = data.summary
+    answer = answer_section(s, figs)
+    fit = data_section(data, figs)
+    clusters = clusters_section(data, figs)
+    members = membership_section(data, figs)
+    diag = diagnostics_section(data, figs)
+    classic = classical_section(data, figs, classical)
+    d = s.get("data") or {}
+    return {
+        "title": f"bayesmix fit: {s.get('model', 'model')}",
+        "subtitle": (s.get("spec") or {}).get("description", ""),
+        "source": d.get("source", ""),
+        "columns": data.columns or d.get("columns", []),
+        "key_numbers": key_numbers(s, classic, diag["lights"], data),
+        "answer": answer,
+        "fit": fit,
+        "clusters": clusters,
+        "membership": members,
+        "diagnostics": diag,
+        "classical": classic,
+        "reproduce": reproduce_section(s),
+        "load_notes": data.notes,
+        "figs": figs.items,
+        "build_s": time.perf_counter() - t0,
+    }
+
+
+def fit_figures(fit_dir: Path) -> FigureSet:
+    return FigureSet(Path(fit_dir))

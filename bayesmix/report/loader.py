@@ -1,0 +1,177 @@
+"""Read a fit directory (summary.json, posterior.nc, assignments.csv) into plain numpy arrays.
+
+Everything optional is None when absent, so the report can say "not available" instead of
+failing. Draws are flattened to a leading axis S = chain * draw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+@dataclass
+class Params:
+    """Mixture parameters per draw: w (S, K), mu (S, K, D), cov (S, K, D, D)."""
+
+    w: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        return self.w.shape[1]
+
+    def mean(self) -> Params:
+        """Posterior means of each parameter (a single pseudo-draw)."""
+        return Params(self.w.mean(0)[None], self.mu.mean(0)[None], self.cov.mean(0)[None])
+
+
+@dataclass
+class FitData:
+    """What a report needs from a fit directory (arrays in the data's own units)."""
+
+    fit_dir: Path
+    summary: dict
+    x: np.ndarray | None = None  # (N, D)
+    columns: list[str] = field(default_factory=list)
+    row_labels: np.ndarray | None = None  # (N,) source row numbers
+    posterior: Params | None = None
+    relabelled: Params | None = None
+    z: np.ndarray | None = None  # (S, N)
+    n_chains: int = 1
+    kplus: np.ndarray | None = None  # (chain, draw)
+    concentration: tuple[str, np.ndarray] | None = None  # (name, (chain, draw))
+    partition: np.ndarray | None = None  # (N,)
+    certainty: np.ndarray | None = None  # (N,)
+    assignments: list[dict] | None = None
+    loo_elpd: np.ndarray | None = None  # (N,) pointwise PSIS-LOO elpd
+    relabel_method: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        return 0 if self.x is None else self.x.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return 0 if self.x is None else self.x.shape[1]
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape((-1,) + a.shape[2:])
+
+
+def _params(ds: xr.Dataset | None) -> Params | None:
+    """w, mu and sigma | cov of a posterior-like group, flattened over (chain, draw)."""
+    if ds is None or "w" not in ds or "mu" not in ds:
+        return None
+    w = _flat(np.asarray(ds["w"].values, dtype=float))
+    mu = _flat(np.asarray(ds["mu"].transpose("chain", "draw", "cluster", "feature").values))
+    if "cov" in ds:
+        cov = _flat(np.asarray(ds["cov"].values, dtype=float))
+    elif "sigma" in ds:
+        sigma = _flat(np.asarray(ds["sigma"].values, dtype=float))
+        cov = (sigma**2)[..., None, None]
+    else:
+        return None
+    return Params(w, mu.astype(float), cov)
+
+
+def _group(dt: xr.DataTree, name: str) -> xr.Dataset | None:
+    return dt[name].to_dataset() if name in dt.children else None
+
+
+def _read_assignments(path: Path) -> list[dict] | None:
+    if not path.exists():
+        return None
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path).to_dict(orient="records")
+    except Exception:  # a broken optional file must not stop the report
+        return None
+
+
+def load_fit(fit_dir: str | Path) -> FitData:
+    """summary.json (required) plus whatever posterior.nc and assignments.csv hold."""
+    fit_dir = Path(fit_dir)
+    summary_path = fit_dir / "summary.json"
+    if not summary_path.exists():
+        raise FileNotFoundError(f"{summary_path}: not found (is this a bayesmix fit directory?)")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    data = FitData(fit_dir=fit_dir, summary=summary)
+    data.assignments = _read_assignments(fit_dir / "assignments.csv")
+    nc = fit_dir / "posterior.nc"
+    if not nc.exists():
+        data.notes.append("posterior.nc is missing: figures that need the draws are left out")
+        data.columns = [str(c) for c in summary.get("data", {}).get("columns", [])]
+        return data
+    dt = xr.load_datatree(nc, engine="h5netcdf")
+    obs = _group(dt, "observed_data")
+    if obs is not None and "x" in obs:
+        data.x = np.asarray(obs["x"].values, dtype=float)
+        if data.x.ndim == 1:
+            data.x = data.x[:, None]
+        data.columns = [str(c) for c in obs["feature"].values] if "feature" in obs else []
+    if not data.columns:
+        data.columns = [f"x{j}" for j in range(data.n_features)]
+    labels = dt.attrs.get("row_labels")
+    try:
+        data.row_labels = np.asarray(json.loads(labels)) if labels else None
+    except (TypeError, ValueError):
+        data.row_labels = None
+    if data.row_labels is None or len(data.row_labels) != data.n_obs:
+        data.row_labels = np.arange(1, data.n_obs + 1)
+    post = _group(dt, "posterior")
+    data.posterior = _params(post)
+    rel = _group(dt, "relabelled")
+    data.relabelled = _params(rel)
+    if rel is not None:
+        data.relabel_method = str(rel.attrs.get("method", ""))
+    if post is not None:
+        for name in ("alpha", "gamma"):
+            if name in post:
+                data.concentration = (name, np.asarray(post[name].values, dtype=float))
+                break
+        data.n_chains = int(post.sizes.get("chain", 1))
+    alloc = _group(dt, "allocations")
+    if alloc is not None:
+        if "z" in alloc:
+            data.z = _flat(np.asarray(alloc["z"].transpose("chain", "draw", "obs_id").values))
+        if "n_clusters" in alloc:
+            data.kplus = np.asarray(alloc["n_clusters"].values)
+        if "partition" in alloc:
+            data.partition = np.asarray(alloc["partition"].values).astype(np.int64)
+        if "certainty" in alloc:
+            data.certainty = np.asarray(alloc["certainty"].values, dtype=float)
+        if "loo_elpd" in alloc:
+            data.loo_elpd = np.asarray(alloc["loo_elpd"].values, dtype=float)
+    if data.partition is None:
+        _partition_from_assignments(data)
+    return data
+
+
+def _partition_from_assignments(data: FitData) -> None:
+    """Fallback: point partition (and certainty) from assignments.csv, one row per observation."""
+    rows = data.assignments
+    if not rows or len(rows) != data.n_obs or "cluster" not in rows[0]:
+        return
+    try:
+        labels = np.array([int(r["cluster"]) for r in rows])
+    except (TypeError, ValueError):
+        return
+    _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    rank = np.empty(len(counts), dtype=np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    data.partition = rank[inv]
+    if data.certainty is None and "probability" in rows[0]:
+        try:
+            data.certainty = np.array([float(r["probability"]) for r in rows])
+        except (TypeError, ValueError):
+            data.certainty = None
+    data.notes.append("Point partition taken from assignments.csv.")

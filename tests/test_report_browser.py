@@ -1,0 +1,137 @@
+"""The fit report in a real browser: headless Chromium renders it offline, the full-page
+screenshot is not blank, and every embedded image decodes (naturalWidth > 0).
+
+Set BAYESMIX_SCREENSHOT_DIR to keep the screenshot (report_screenshot.png) there."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayesmix.report import render_fit_report
+from bayesmix.report.example import write_example_fit
+
+pytestmark = pytest.mark.browser
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+  document.body.setAttribute("data-images", String(imgs.length));
+  document.body.setAttribute("data-broken", String(broken.length));
+  document.body.setAttribute("data-height", String(document.documentElement.scrollHeight));
+});
+</script>"""
+
+
+def find_chromium() -> str | None:
+    """BAYESMIX_CHROMIUM, /usr/bin/chromium, or a Chrome/Chromium on PATH that starts."""
+    paths = [os.environ.get("BAYESMIX_CHROMIUM"), "/usr/bin/chromium"]
+    paths += [shutil.which(name) for name in CANDIDATES]
+    for path in paths:
+        if not path or not os.access(path, os.X_OK):
+            continue
+        try:
+            ok = (
+                subprocess.run([path, "--version"], capture_output=True, timeout=30).returncode == 0
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return path
+    return None
+
+
+CHROMIUM = find_chromium()
+if CHROMIUM is None:
+    pytest.skip(
+        "headless Chromium not found (looked at $BAYESMIX_CHROMIUM, /usr/bin/chromium and "
+        f"{', '.join(CANDIDATES)} on PATH); install it, e.g. apt-get install chromium",
+        allow_module_level=True,
+    )
+
+
+def run_chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = write_example_fit(tmp_path_factory.mktemp("browser_fit"), d=2, loo=True)
+    html, _ = render_fit_report(out, classical=False)
+    return html
+
+
+@pytest.fixture(scope="module")
+def dom(report, tmp_path_factory) -> dict:
+    """Attributes the inline probe wrote into <body> after load, plus the <img> count."""
+    tmp = tmp_path_factory.mktemp("probe")
+    html = report.read_text(encoding="utf-8")
+    probe = tmp / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "\n</body>"), encoding="utf-8")
+    res = run_chromium(
+        tmp / "profile",
+        "--window-size=1200,900",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", res.stdout)
+    assert body, res.stdout[:500]
+    attrs = dict(re.findall(r'data-(\w+)="(\d+)"', body.group(0)))
+    return attrs | {"n_img": len(re.findall(r"<img\b", html)), "body": body.group(0)}
+
+
+def test_every_image_loads(dom):
+    assert dom["n_img"] >= 5
+    assert dom.get("images") == str(dom["n_img"]), dom["body"]
+    assert dom.get("broken") == "0", dom["body"]
+    assert int(dom["height"]) > 2000  # a long page, laid out
+
+
+def test_full_page_screenshot_is_not_blank(report, dom, tmp_path):
+    import matplotlib.image as mpimg
+
+    keep = os.environ.get("BAYESMIX_SCREENSHOT_DIR")
+    target_dir = Path(keep) if keep else tmp_path
+    target_dir.mkdir(parents=True, exist_ok=True)
+    shot = target_dir / "report_screenshot.png"
+    height = min(int(dom["height"]) + 40, 16000)
+    res = run_chromium(
+        tmp_path / "profile",
+        f"--window-size=1200,{height}",
+        "--virtual-time-budget=10000",
+        f"--screenshot={shot}",
+        report.as_uri(),
+    )
+    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
+    img = mpimg.imread(shot)
+    assert img.shape[0] >= height - 1 and img.shape[1] >= 1200
+    rgb = img[..., :3].astype(float)
+    assert rgb.var() > 0.005  # text, tables and figures, not a flat page
+    assert np.mean(rgb < 0.95) > 0.02  # a real share of non-white pixels
+    coloured = np.ptp(rgb, axis=2) > 0.2  # the figures and traffic lights bring colour
+    assert coloured.mean() > 0.002
+    bottom = rgb[int(0.8 * rgb.shape[0]) :]  # the page is drawn to its end
+    assert np.mean(bottom < 0.95) > 0.003
