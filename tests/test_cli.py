@@ -82,7 +82,7 @@ def cli_fit(tmp_path_factory):
         "--model",
         "dp",
         "--engine",
-        "nuts",
+        "collapsed",
         "--chains",
         "2",
         "--draws",

@@ -35,6 +35,7 @@ from bayesmix.spec import ModelSpec
 
 ALGORITHMS = ("blocked", "collapsed")
 _N_CHUNKS = 10  # kernel calls per chain: progress every 10% and a Ctrl-C point
+_PROGRESS_EVERY_S = 3.0  # seconds between progress lines of one chain
 _IN_PROCESS_WORK = 4e6  # N * max(1, D^2/2) * sweeps * chains below which cores=None runs in-process
 
 
@@ -214,9 +215,13 @@ def _run_chain(
     total = cfg.tune + cfg.draws * cfg.thin
     bounds = np.unique(np.linspace(0, total, _N_CHUNKS + 1).round().astype(int))
     t0, c0 = time.perf_counter(), time.thread_time()
+    last = t0
     for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         _kernel_call(cfg, x, st, out, int(a), int(b - a), seeds[0] if j == 0 else -1)
-        if progress:
+        now = time.perf_counter()
+        # A line at the end of each chain, and every few seconds on long runs.
+        if progress and (b == total or now - last > _PROGRESS_EVERY_S):
+            last = now
             print(
                 f"{cfg.algorithm} gibbs chain {chain}: {100 * b // total:3d}% "
                 f"({b}/{total} sweeps, {time.perf_counter() - t0:.1f}s)",
