@@ -43,16 +43,8 @@ class FitResult:
 def resolve_engine(spec: ModelSpec, engine: str) -> str:
     """'auto' -> collapsed Gibbs for conjugate priors, NUTS otherwise."""
     if engine == "auto":
-        return "collapsed" if spec.is_conjugate and _gibbs_available() else "nuts"
+        return "collapsed" if spec.is_conjugate else "nuts"
     return engine
-
-
-def _gibbs_available() -> bool:
-    try:
-        import bayesmix.engines.gibbs  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def run_engine(
@@ -69,37 +61,16 @@ def run_engine(
     cores: int | None = None,
 ) -> Draws:
     """Dispatch to the NUTS or Gibbs engine (standardised data in, standardised draws out)."""
+    common = dict(chains=chains, draws=draws, tune=tune, seed=seed, progress=progress, cores=cores)
     if engine == "nuts":
         from bayesmix.engines.nuts import sample_nuts
 
-        return sample_nuts(
-            spec,
-            x,
-            sampler=sampler,
-            chains=chains,
-            draws=draws,
-            tune=tune,
-            seed=seed,
-            progress=progress,
-            cores=cores,
-        )
+        return sample_nuts(spec, x, sampler=sampler, **common)
     if engine in ("gibbs", "collapsed"):
-        try:
-            from bayesmix.engines.gibbs import sample_gibbs
-        except ImportError:
-            raise InputError(f"engine '{engine}' is not available in this installation") from None
+        from bayesmix.engines.gibbs import sample_gibbs
+
         algorithm = "blocked" if engine == "gibbs" else "collapsed"
-        return sample_gibbs(
-            spec,
-            x,
-            algorithm=algorithm,
-            chains=chains,
-            draws=draws,
-            tune=tune,
-            seed=seed,
-            progress=progress,
-            cores=cores,
-        )
+        return sample_gibbs(spec, x, algorithm=algorithm, **common)
     raise InputError(f"unknown engine '{engine}' (choose auto, nuts, gibbs or collapsed)")
 
 

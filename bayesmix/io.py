@@ -51,5 +51,10 @@ def write_json(path: str | Path, obj: object) -> Path:
 
 
 def write_datatree(path: str | Path, dt) -> Path:
-    """Atomically write a DataTree as netCDF (h5netcdf)."""
-    return atomic_write(path, lambda p: dt.to_netcdf(p, engine="h5netcdf"))
+    """Atomically write a DataTree as compressed netCDF (h5netcdf, zlib level 4)."""
+    encoding = {
+        node.path: {name: {"zlib": True, "complevel": 4} for name in node.data_vars}
+        for node in dt.subtree
+        if node.data_vars
+    }
+    return atomic_write(path, lambda p: dt.to_netcdf(p, engine="h5netcdf", encoding=encoding))
