@@ -31,10 +31,13 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
     )
+    p.add_argument("--chains", type=positive_int, default=None, help="number of chains (default 4)")
     p.add_argument(
-        "--chains", type=positive_int, default=None, help="number of chains (default 4)"
+        "--draws",
+        type=positive_int,
+        default=None,
+        help="kept draws per chain (default: the spec's draws = 1000 for NUTS, gibbs_draws = 5000 for Gibbs)",
     )
-    p.add_argument("--draws", type=positive_int, default=None, help="kept draws per chain")
     p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
     p.add_argument("--seed", type=seed, default=None, help="random seed (same seed, same numbers)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -81,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("report", help="re-render report.html and report.md from saved results",
-                       description="Re-render the HTML and Markdown report of a fit directory "
-                       "(posterior.nc + summary.json) or a compare directory (compare.json), "
-                       "without refitting.")
+    p = sub.add_parser(
+        "report",
+        help="re-render report.html and report.md from saved results",
+        description="Re-render the HTML and Markdown report of a fit directory "
+        "(posterior.nc + summary.json) or a compare directory (compare.json), "
+        "without refitting.",
+    )
     p.add_argument("dir", help="a fit or compare output directory")
     p.set_defaults(func=cmd_report)
 

@@ -108,7 +108,7 @@ def fit(
         engine_name,
         sampler=sampler or opts.sampler,
         chains=chains or opts.chains,
-        draws=draws or opts.draws,
+        draws=draws or (opts.draws if engine_name == "nuts" else opts.gibbs_draws),
         tune=opts.tune if tune is None else tune,
         seed=seed,
         progress=progress,

@@ -92,6 +92,7 @@ class SamplerSpec:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
+    gibbs_draws: int = 5000  # Gibbs sweeps are cheap: keep more draws for the same wall time
     seed: int = 20261126
 
 
@@ -229,7 +230,7 @@ def _parse_sampler(where: str, table: dict) -> SamplerSpec:
         kw["engine"] = _choice(where, "sampler.engine", table["engine"], ENGINES)
     if "sampler" in table:
         kw["sampler"] = _choice(where, "sampler.sampler", table["sampler"], SAMPLERS)
-    for key in ("chains", "draws", "tune"):
+    for key in ("chains", "draws", "tune", "gibbs_draws"):
         if key in table:
             kw[key] = _positive(where, f"sampler.{key}", table[key], integer=True)
     if "seed" in table:

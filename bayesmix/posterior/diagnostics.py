@@ -47,7 +47,7 @@ def diagnostics(
     for name, d in per.items():
         problems = []
         if n_chains > 1 and d["r_hat"] > RHAT_MAX:
-            problems.append(f"R-hat {d['r_hat']:.2f} > {RHAT_MAX}")
+            problems.append(f"R-hat {d['r_hat']:.3f} > {RHAT_MAX}")
         for kind, label in (("ess_bulk", "ESS bulk"), ("ess_tail", "ESS tail")):
             if d[kind] < min_ess:
                 problems.append(f"{label} {d[kind]:.0f} < {min_ess}")
