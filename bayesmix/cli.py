@@ -162,7 +162,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from bayesmix.data import dataset_path
 
     print("Fitting the galaxy velocities (MASS::galaxies, 82 galaxies, km/s)...", file=sys.stderr)
-    _run_fit(args, dataset_path("galaxies"), Path(args.out))
+    path = dataset_path("galaxies")
+    rel = os.path.relpath(path)
+    _run_fit(args, path if rel.startswith("..") else rel, Path(args.out))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
