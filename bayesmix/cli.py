@@ -115,6 +115,7 @@ def _print_summary(summary: dict, out: Path) -> None:
     if c:
         lo, hi = c["interval_90"]
         print(f"\n  {c['name']}: mean {c['mean']:.3g}, 90% interval [{lo:.3g}, {hi:.3g}]")
+    _print_clusters(summary)
     d = summary["diagnostics"]
     div = "-" if d["divergences"] is None else d["divergences"]
     print(
@@ -125,6 +126,30 @@ def _print_summary(summary: dict, out: Path) -> None:
     for w in d["warnings"]:
         print(f"  warning: {w}")
     print(f"\n  wrote {out}/report.html, report.md, summary.json, posterior.nc, assignments.csv")
+
+
+def _print_clusters(summary: dict) -> None:
+    """The relabelled clusters occupied in most draws: weight and means with 90% intervals."""
+    real = [c for c in summary.get("clusters", []) if not c["empty_mostly"]]
+    if not real:
+        return
+    cols = summary["data"]["columns"]
+    print(f"\n  {len(real)} clusters occupied in most draws (relabelled; mean [90% interval]):")
+    for j, c in enumerate(real, 1):
+        wt = c["weight"]
+        means = ", ".join(
+            f"{name} {m:.4g} [{lo:.4g}, {hi:.4g}]"
+            for name, m, lo, hi in zip(
+                cols, c["mu"]["mean"], c["mu"]["lower"], c["mu"]["upper"], strict=True
+            )
+        )
+        print(f"  {j:>3}  weight {wt['mean']:.3f} [{wt['lower']:.3f}, {wt['upper']:.3f}]  {means}")
+    part = summary.get("partition")
+    if part:
+        print(
+            f"  point partition (SALSO, VI): {part['n_clusters']} clusters; "
+            f"{part['n_uncertain_below_0.8']} observations assigned with certainty < 0.8"
+        )
 
 
 def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dropna=False) -> None:
