@@ -65,7 +65,9 @@ def run_engine(
     if engine == "nuts":
         from bayesmix.engines.nuts import sample_nuts
 
-        return sample_nuts(spec, x, sampler=sampler, **common)
+        return sample_nuts(
+            spec, x, sampler=sampler, target_accept=spec.sampler.target_accept, **common
+        )
     if engine in ("gibbs", "collapsed"):
         from bayesmix.engines.gibbs import sample_gibbs
 

@@ -93,6 +93,7 @@ class SamplerSpec:
     draws: int = 1000
     tune: int = 1000
     gibbs_draws: int = 5000  # Gibbs sweeps are cheap: keep more draws for the same wall time
+    target_accept: float | None = None  # NUTS step-size target (None: the backend's 0.8)
     seed: int = 20261126
 
 
@@ -233,6 +234,11 @@ def _parse_sampler(where: str, table: dict) -> SamplerSpec:
     for key in ("chains", "draws", "tune", "gibbs_draws"):
         if key in table:
             kw[key] = _positive(where, f"sampler.{key}", table[key], integer=True)
+    if "target_accept" in table:
+        ta = table["target_accept"]
+        if isinstance(ta, bool) or not isinstance(ta, (int, float)) or not 0 < ta < 1:
+            raise _err(where, "sampler.target_accept", f"must be a number in (0, 1), got {ta!r}")
+        kw["target_accept"] = float(ta)
     if "seed" in table:
         seed = table["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
