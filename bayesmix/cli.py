@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bayesmix.cli_args import positive_int, seed
+from bayesmix.cli_args import add_data_options, add_engine_options
 from bayesmix.errors import InputError
 
 EXIT_USAGE = 2
@@ -21,26 +21,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         help="built-in spec name (dp, finite, sparse_finite, "
         "dp_fixed_alpha, ...) or path to a TOML spec (default: dp)",
     )
-    p.add_argument(
-        "--engine",
-        choices=["auto", "nuts", "gibbs", "collapsed"],
-        default=None,
-        help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
-        "gibbs (blocked) or collapsed (Neal's algorithm 3)",
-    )
-    p.add_argument(
-        "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
-    )
-    p.add_argument("--chains", type=positive_int, default=None, help="number of chains (default 4)")
-    p.add_argument(
-        "--draws",
-        type=positive_int,
-        default=None,
-        help="kept draws per chain (default: the spec's draws = 1000 for NUTS, gibbs_draws = 5000 for Gibbs)",
-    )
-    p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
-    p.add_argument("--seed", type=seed, default=None, help="random seed (same seed, same numbers)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_engine_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,20 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fit",
         help="fit a mixture to a CSV/TSV/Parquet file",
-        description="Fit a Bayesian Gaussian mixture and write posterior.nc, "
-        "summary.json and report.md into --out.",
+        description="Fit a Bayesian Gaussian mixture and write report.html, report.md, "
+        "summary.json, posterior.nc and assignments.csv into --out.",
     )
     p.add_argument("data", help="CSV, TSV or Parquet file")
-    p.add_argument(
-        "--columns",
-        nargs="+",
-        default=None,
-        metavar="COL",
-        help="numeric columns to use (default: every numeric column)",
-    )
-    p.add_argument(
-        "--dropna", action="store_true", help="drop rows with NaN or inf instead of failing"
-    )
+    add_data_options(p)
     p.add_argument("--out", default=None, help="output directory (default: reports/<data name>)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_fit)

@@ -37,3 +37,42 @@ def seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """--columns and --dropna (fit, compare)."""
+    p.add_argument(
+        "--columns",
+        nargs="+",
+        default=None,
+        metavar="COL",
+        help="numeric columns to use (default: every numeric column)",
+    )
+    p.add_argument(
+        "--dropna", action="store_true", help="drop rows with NaN or inf instead of failing"
+    )
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """--engine --sampler --chains --draws --tune --seed --quiet (fit, demo, compare)."""
+    p.add_argument(
+        "--engine",
+        choices=["auto", "nuts", "gibbs", "collapsed"],
+        default=None,
+        help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
+        "gibbs (blocked) or collapsed (Neal's algorithm 3)",
+    )
+    p.add_argument(
+        "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
+    )
+    p.add_argument("--chains", type=positive_int, default=None, help="number of chains (default 4)")
+    p.add_argument(
+        "--draws",
+        type=positive_int,
+        default=None,
+        help="kept draws per chain (default: the spec's draws = 1000 for NUTS, "
+        "gibbs_draws = 5000 for Gibbs)",
+    )
+    p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
+    p.add_argument("--seed", type=seed, default=None, help="random seed (same seed, same numbers)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -13,7 +13,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bayesmix.cli_args import positive_float, positive_int, seed
+from bayesmix.cli_args import (
+    add_data_options,
+    add_engine_options,
+    positive_float,
+    positive_int,
+)
 from bayesmix.errors import InputError
 
 TABLE_TAIL = 1e-6  # prior-k table rows below this at either end are omitted
@@ -130,32 +135,14 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         "specs in models/compare_default)",
     )
     p.add_argument("--out", default=None, help="output directory (default: reports/<data>_compare)")
-    p.add_argument(
-        "--columns",
-        nargs="+",
-        default=None,
-        metavar="COL",
-        help="numeric columns to use (default: every numeric column)",
-    )
-    p.add_argument("--dropna", action="store_true", help="drop rows with NaN or inf")
-    p.add_argument(
-        "--engine",
-        choices=["auto", "nuts", "gibbs", "collapsed"],
-        default=None,
-        help="auto (default), nuts, gibbs or collapsed",
-    )
-    p.add_argument("--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend")
-    p.add_argument("--chains", type=positive_int, default=None, help="chains per model")
-    p.add_argument("--draws", type=positive_int, default=None, help="kept draws per chain")
-    p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
-    p.add_argument("--seed", type=seed, default=None, help="random seed, the same for every model")
+    add_data_options(p)
+    add_engine_options(p)
     p.add_argument(
         "--jobs",
         type=positive_int,
         default=None,
         help="models fitted at once (default: min(number of models, CPUs))",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_compare)
 
 
@@ -422,5 +409,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from bayesmix.report import render_compare_report
 
     render_compare_report(out)
-    print(f"\nwrote {out}/report.html, report.md, compare.json, compare.md, "
-          f"{', '.join(result['figures'].values())}, fits/")
+    print(
+        f"\nwrote {out}/report.html, report.md, compare.json, compare.md, "
+        f"{', '.join(result['figures'].values())}, fits/"
+    )

@@ -78,8 +78,14 @@ class BayesianGMM:
 
         x = _as_2d(X)
         result = fit(
-            x, self.model, engine=self.engine, chains=self.chains, draws=self.draws,
-            tune=self.tune, seed=self.random_state, progress=self.progress,
+            x,
+            self.model,
+            engine=self.engine,
+            chains=self.chains,
+            draws=self.draws,
+            tune=self.tune,
+            seed=self.random_state,
+            progress=self.progress,
         )
         return self._adopt(result)
 
