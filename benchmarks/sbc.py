@@ -551,6 +551,12 @@ def verdicts(all_res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _mean_rank_z(ranks: list[int], n_kept: int) -> float:
+    """(mean rank - L/2) / SE, SE^2 = ((L + 1)^2 - 1) / (12 n) for ranks uniform on 0..L."""
+    r = np.asarray(ranks, dtype=float)
+    return float((r.mean() - n_kept / 2) / math.sqrt(((n_kept + 1) ** 2 - 1) / (12 * len(r))))
+
+
 def findings(all_res: dict[str, Any], st: Settings) -> list[str]:
     """Data-driven notes: mixing of blocked vs collapsed Gibbs, NUTS diagnostics and power."""
     main = {k: r for k, r in all_res.items() if r["config"].get("stage", "main") == "main"}
@@ -584,7 +590,14 @@ def findings(all_res: dict[str, Any], st: Settings) -> list[str]:
             + (f"fails for {', '.join(bad)}" if bad else "no failure")
             + "; ECDF outside the 95% band: "
             + (", ".join(out_band) if out_band else "none")
-            + f". With {dg['reps']} replications ({dg['reps'] / st.bins:.0f} expected per bin) "
+            + ". Mean rank (L/2 = "
+            + f"{st.n_kept / 2} expected; z = (mean - L/2) / SE, descriptive): "
+            + ", ".join(
+                f"{q} {np.mean(v['ranks']):.1f} (z = {_mean_rank_z(v['ranks'], st.n_kept):+.1f})"
+                for q, v in r["quantities"].items()
+            )
+            + "; a high mean rank means the posterior draws sit below the truth."
+            + f" With {dg['reps']} replications ({dg['reps'] / st.bins:.0f} expected per bin) "
             "the test detects only gross miscalibration, so passing is weak evidence; the "
             "divergent transitions (probably the funnel mu | sigma ~ N(m0, sigma^2 / kappa0) "
             "of components with few or no points) and the low ESS (slow moves between "
