@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bayesmix.cli_args import add_data_options, add_engine_options
+from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs
 from bayesmix.errors import InputError
 
 EXIT_USAGE = 2
@@ -132,12 +132,7 @@ def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dr
     result = fit(
         data,
         args.model,
-        engine=args.engine,
-        sampler=args.sampler,
-        chains=args.chains,
-        draws=args.draws,
-        tune=args.tune,
-        seed=args.seed,
+        **engine_kwargs(args),
         columns=columns,
         dropna=dropna,
         progress=not args.quiet,

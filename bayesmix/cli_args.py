@@ -76,3 +76,9 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", type=positive_int, default=None, help="warm-up iterations per chain")
     p.add_argument("--seed", type=seed, default=None, help="random seed (same seed, same numbers)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def engine_kwargs(args: argparse.Namespace) -> dict:
+    """The values of the options add_engine_options defines, as keyword arguments."""
+    names = ("engine", "sampler", "chains", "draws", "tune", "seed")
+    return {name: getattr(args, name) for name in names}

@@ -16,6 +16,7 @@ from pathlib import Path
 from bayesmix.cli_args import (
     add_data_options,
     add_engine_options,
+    engine_kwargs,
     positive_float,
     positive_int,
 )
@@ -385,12 +386,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path("reports") / f"{Path(args.data).stem}_compare"
     options = CompareOptions(
-        engine=args.engine,
-        sampler=args.sampler,
-        chains=args.chains,
-        draws=args.draws,
-        tune=args.tune,
-        seed=args.seed,
+        **engine_kwargs(args),
         jobs=args.jobs,
         progress=not args.quiet,
         command="bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
