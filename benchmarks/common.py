@@ -260,9 +260,11 @@ def _json_default(o: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write obj as JSON (numpy scalars/arrays converted; non-finite floats -> null)."""
+    from bayesmix.io import write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_finite(obj), default=_json_default, indent=1)
-    path.write_text(text + "\n")
+    write_text(path, text + "\n")  # atomic: a stopped run never leaves half a file
 
 
 def _finite(o: Any) -> Any:

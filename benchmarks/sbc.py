@@ -79,6 +79,14 @@ QUANTITIES = ("concentration", "K+", "loglik", "max_w")
 GIBBS_ENGINES = ("blocked", "collapsed")
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
+# Pre-registered re-check of the blocked Gibbs sampler (written before it was run): every
+# blocked study again with fresh seeds (i + RECHECK_OFFSET), RECHECK_REPS replications and the
+# stricter sampler settings RECHECK_SETTINGS.  Verdict per study, family-wise at 1%: the study
+# fails if any of its q quantities has chi-square p < 0.01 / q (Bonferroni).
+RECHECK_OFFSET = 200
+RECHECK_REPS = 1000
+RECHECK_SETTINGS = {"ess_margin": 2.0, "max_thin": 64, "gibbs_tune": 1000}
+FAMILY_ALPHA = 0.01
 NUTS_MODELS = ("dp", "finite")  # 1-D only
 
 
@@ -91,7 +99,7 @@ class Config:
     engine: str  # blocked | collapsed | nuts
     reps: int
     index: int  # feeds the per-replication seeds
-    stage: str = "main"  # main | confirm (the re-run of a study that failed at 1%)
+    stage: str = "main"  # main | confirm (re-run of a study that failed at 1%) | recheck
 
     @property
     def key(self) -> str:
@@ -374,8 +382,14 @@ def truth_quantities(t: Truth) -> dict[str, float]:
     return q
 
 
+def stage_settings(cfg: Config, st: Settings) -> Settings:
+    """The sampler settings of a study: the re-check stage uses RECHECK_SETTINGS."""
+    return dataclasses.replace(st, **RECHECK_SETTINGS) if cfg.stage == "recheck" else st
+
+
 def run_rep(cfg: Config, rep: int, st: Settings) -> dict[str, Any]:
     """Simulate, fit and rank one replication; seeds from SeedSequence([seed, config, rep])."""
+    st = stage_settings(cfg, st)
     entropy = [st.seed, cfg.index, rep]
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
     spec = make_spec(cfg.model)
@@ -551,6 +565,56 @@ def verdicts(all_res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def family_p(res: dict[str, Any]) -> float:
+    """Bonferroni family-wise p-value of one study: min(1, q x smallest chi-square p)."""
+    ps = [v["p_value"] for v in res["quantities"].values()]
+    return min(1.0, len(ps) * min(ps))
+
+
+def _recheck_lines(all_res: dict[str, Any], keys: list[str], st: Settings) -> list[str]:
+    """The pre-registered blocked-Gibbs re-check: rule, per-study verdict and the rank table."""
+    rs = dataclasses.replace(st, **RECHECK_SETTINGS)
+    fails = [k for k in keys if family_p(all_res[k]) < FAMILY_ALPHA]
+    ntests = sum(len(all_res[k]["quantities"]) for k in keys)
+    raw = [(k, q, v["p_value"]) for k in keys for q, v in all_res[k]["quantities"].items()
+           if v["p_value"] < 0.01]  # fmt: skip
+    lines = [
+        "",
+        "### Blocked Gibbs re-check (pre-registered)",
+        "",
+        f"Rule, fixed before the run: every blocked-Gibbs study again with fresh seeds "
+        f"(study index + {RECHECK_OFFSET}), {all_res[keys[0]]['config']['reps']} replications "
+        "per study, stricter mixing "
+        f"settings ({rs.gibbs_tune} tune sweeps, thin until the smallest ESS of the quantities "
+        f"is >= {rs.ess_margin} L, thin up to {rs.max_thin}); a study fails if any of its q "
+        f"quantities has chi-square p < {FAMILY_ALPHA} / q (Bonferroni, family-wise "
+        f"{FAMILY_ALPHA:.0%} per model).",
+        "",
+        f"Outcome: {len(keys) - len(fails)} of {len(keys)} blocked-Gibbs studies pass"
+        + (
+            ": no calibration failure at the 1% level."
+            if not fails
+            else "; FAIL: "
+            + ", ".join(f"{k} (family p = {fmt_p(family_p(all_res[k]))})" for k in fails)
+            + "."
+        )  # fmt: skip
+        + f" Unadjusted, {len(raw)} of {ntests} single-quantity tests have p < 0.01"
+        + (" (" + ", ".join(f"{k} {q} p = {fmt_p(p)}" for k, q, p in raw) + ")" if raw else "")
+        + f"; {0.01 * ntests:.1f} are expected by chance.",
+        "",
+        "| study | family-wise p | verdict (1%) |",
+        "|---|---|---|",
+        *(
+            f"| {k} | {fmt_p(family_p(all_res[k]))} "
+            f"| {'pass' if family_p(all_res[k]) >= FAMILY_ALPHA else '**FAIL**'} |"
+            for k in keys
+        ),
+        "",
+        *_table(all_res, keys),
+    ]
+    return lines
+
+
 def _mean_rank_z(ranks: list[int], n_kept: int) -> float:
     """(mean rank - L/2) / SE, SE^2 = ((L + 1)^2 - 1) / (12 n) for ranks uniform on 0..L."""
     r = np.asarray(ranks, dtype=float)
@@ -608,8 +672,10 @@ def findings(all_res: dict[str, Any], st: Settings) -> list[str]:
 
 def write_report(all_res: dict[str, Any], st: Settings, meta: dict[str, Any]) -> str:
     """sbc.md: settings, the p-value table, confirmation runs, diagnostics, versions, seeds."""
-    main_keys = [k for k, r in all_res.items() if r["config"].get("stage", "main") == "main"]
-    conf_keys = [k for k in all_res if k not in main_keys]
+    stage = {k: r["config"].get("stage", "main") for k, r in all_res.items()}
+    main_keys = [k for k in all_res if stage[k] == "main"]
+    conf_keys = [k for k in all_res if stage[k] == "confirm"]
+    recheck_keys = [k for k in all_res if stage[k] == "recheck"]
     conf = meta.get("confirmation")
     run = (
         f"Generated by `{meta['command']}` on {meta['date']} ({meta['machine']}); "
@@ -625,6 +691,12 @@ def write_report(all_res: dict[str, Any], st: Settings, meta: dict[str, Any]) ->
         run += (
             f" Confirmation runs: `{conf['command']}` on {conf['date']}, "
             f"{conf['wall_s'] / 60:.1f} min."
+        )
+    if meta.get("recheck"):
+        rc = meta["recheck"]
+        run += (
+            f" Blocked-Gibbs re-check: `{rc['command']}` on {rc['date']} (git `{rc['git']}`), "
+            f"{rc['wall_s'] / 60:.1f} min."
         )
     lines = ["# Simulation-based calibration of the bayesmix engines", "", run, "", "## Result", ""]
     gibbs_tests = [
@@ -666,6 +738,18 @@ def write_report(all_res: dict[str, Any], st: Settings, meta: dict[str, Any]) ->
                 else ""
             )
         )
+    gibbs_main = [k for k in main_keys if all_res[k]["config"]["engine"] != "nuts"]
+    fam_fail = [k for k in gibbs_main if family_p(all_res[k]) < FAMILY_ALPHA]
+    summary += (
+        f" Per model (family-wise 1%, Bonferroni over its quantities): "
+        f"{len(gibbs_main) - len(fam_fail)} of {len(gibbs_main)} Gibbs studies pass"
+        + (
+            "; " + ", ".join(f"{k} family p = {fmt_p(family_p(all_res[k]))}" for k in fam_fail)
+            if fam_fail
+            else ""
+        )
+        + "."
+    )
     lines += [
         summary,
         "",
@@ -681,6 +765,8 @@ def write_report(all_res: dict[str, Any], st: Settings, meta: dict[str, Any]) ->
     if conf_keys:
         lines += ["", "### Confirmation runs (fresh seeds, twice the replications)", ""]
         lines += _table(all_res, conf_keys)
+    if recheck_keys:
+        lines += _recheck_lines(all_res, recheck_keys, st)
     lines += ["", "## Findings", "", *findings(all_res, st)]
     lines += [
         "",
@@ -812,6 +898,28 @@ def confirmation_configs(all_res: dict[str, Any]) -> list[Config]:
     return out
 
 
+def save_study(out: Path, meta: dict[str, Any], st: Settings, all_res: dict[str, Any]) -> None:
+    """Write sbc.json (every rank, truth and seed) and the sbc.md report."""
+    write_json(
+        out / "sbc.json",
+        {"meta": meta, "settings": dataclasses.asdict(st), "models": MODELS, "kernel": KERNEL,
+         "results": all_res},
+    )  # fmt: skip
+    (out / "sbc.md").write_text(write_report(all_res, st, meta))
+
+
+def recheck_configs(all_res: dict[str, Any], reps: int) -> list[Config]:
+    """The pre-registered re-check: every blocked-Gibbs main study, fresh seeds, more reps."""
+    out = []
+    for res in all_res.values():
+        c = Config(**res["config"])
+        if c.engine == "blocked" and c.stage == "main":
+            out.append(
+                dataclasses.replace(c, reps=reps, index=c.index + RECHECK_OFFSET, stage="recheck")
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.sbc", description=__doc__.split("\n")[0]
@@ -836,6 +944,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only run the confirmation studies for the failures recorded in <out>/sbc.json",
     )
     ap.add_argument(
+        "--recheck-blocked",
+        action="store_true",
+        help="add the pre-registered blocked-Gibbs re-check to <out>/sbc.json (resumable; "
+        f"--reps overrides its {RECHECK_REPS} replications)",
+    )
+    ap.add_argument(
         "--out", default=None, help="output folder (default reports/validation, --quick: .../quick)"
     )
     args = ap.parse_args(argv)
@@ -843,11 +957,29 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else REPORT_DIR / "quick" if args.quick else REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     saved = None
-    if args.confirm_only or args.resume:
+    if args.confirm_only or args.resume or args.recheck_blocked:
         saved = json.loads((out / "sbc.json").read_text())
         if saved["models"] != MODELS or saved["kernel"] != KERNEL:
             raise SystemExit("sbc.json was made with other models; rerun the whole study")
-    if args.confirm_only:
+    if args.recheck_blocked:
+        st = Settings(**saved["settings"])
+        all_res, meta = saved["results"], saved["meta"]
+        cfgs = recheck_configs(all_res, args.reps or RECHECK_REPS)
+        done = {
+            c.key: [r | {"config": c.key} for r in all_res[c.key]["replications"]]
+            for c in cfgs
+            if c.key in all_res
+        }
+        t0 = time.perf_counter()
+        meta["recheck"] = provenance(["benchmarks.sbc", *argv_list])
+        for c in cfgs:  # one study at a time, saved after each (a stopped run resumes)
+            by_cfg = run_studies([c], st, args.jobs, args.batch, done)
+            all_res[c.key] = analyse(c, by_cfg[c.key], st)
+            plot_config(all_res[c.key], st, out / f"sbc_{c.key}.png")
+            meta["recheck"]["wall_s"] = time.perf_counter() - t0
+            save_study(out, meta, st, all_res)
+            print(f"{c.key}: family-wise p {fmt_p(family_p(all_res[c.key]))}", flush=True)
+    elif args.confirm_only:
         st = Settings(**saved["settings"])
         all_res, meta = saved["results"], saved["meta"]
     else:
@@ -892,12 +1024,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in ccfgs:
                 all_res[c.key] = analyse(c, by_cfg[c.key], st)
                 plot_config(all_res[c.key], st, out / f"sbc_{c.key}.png")
-    write_json(
-        out / "sbc.json",
-        {"meta": meta, "settings": dataclasses.asdict(st), "models": MODELS, "kernel": KERNEL,
-         "results": all_res},
-    )  # fmt: skip
-    (out / "sbc.md").write_text(write_report(all_res, st, meta))
+    save_study(out, meta, st, all_res)
     for key, res in all_res.items():
         ps = ", ".join(f"{q} {fmt_p(v['p_value'])}" for q, v in res["quantities"].items())
         print(f"{key}: {ps}")
