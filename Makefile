@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 python $$HOM
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	command -v $$p; break; fi; done)
 
-.PHONY: install demo test test-all lint format benchmarks clean
+.PHONY: install demo test test-all lint format benchmarks sbc recovery validation-quick clean
 
 install: $(STAMP)
 
@@ -31,6 +31,21 @@ test: install
 
 test-all: install
 	$(VPY) -m pytest -q
+
+# Speed benchmarks (reports/benchmarks/) and the validation studies (reports/validation/).
+benchmarks: install
+	$(VPY) -m benchmarks.engines
+	$(VPY) -m benchmarks.clustering
+
+sbc: install
+	$(VPY) -m benchmarks.sbc --jobs 2
+
+recovery: install
+	$(VPY) -m benchmarks.recovery --jobs 2
+
+validation-quick: install
+	$(VPY) -m benchmarks.sbc --quick
+	$(VPY) -m benchmarks.recovery --quick
 
 lint: install
 	$(VENV)/bin/ruff check bayesmix tests benchmarks

@@ -9,18 +9,11 @@ Deselect with ``-m "not sbc"``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.common import chi2_uniform  # noqa: E402
-from benchmarks.sbc import QUANTITIES, Config, Settings, run_rep  # noqa: E402
+from benchmarks.common import chi2_uniform
+from benchmarks.sbc import QUANTITIES, Config, Settings, run_rep
 
 REPS = 100
 BINS = 10  # 100 ranks in 10 bins: 10 expected per bin, where the chi-square law is accurate
