@@ -931,6 +931,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", default="blocked,collapsed,nuts", help="comma-separated subset")
     ap.add_argument("--only", default="", help="comma-separated study keys, e.g. dp_2d_blocked")
     ap.add_argument("--seed", type=int, default=Settings.seed)
+    ap.add_argument(
+        "--ess-margin", type=float, default=Settings.ess_margin,
+        help="thin until the smallest ESS of the quantities is >= this x L",
+    )  # fmt: skip
+    ap.add_argument("--max-thin", type=int, default=Settings.max_thin, help="largest thinning")
     ap.add_argument("--batch", type=int, default=25, help="replications per worker task")
     ap.add_argument("--no-confirm", action="store_true", help="skip the confirmation re-runs")
     ap.add_argument(
@@ -985,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         reps = args.reps if args.reps is not None else (30 if args.quick else 500)
         nuts_reps = args.nuts_reps if args.nuts_reps is not None else (0 if args.quick else 100)
-        st = Settings(seed=args.seed)
+        st = Settings(seed=args.seed, ess_margin=args.ess_margin, max_thin=args.max_thin)
         if saved is not None and Settings(**saved["settings"]) != st:
             raise SystemExit("--resume: sbc.json was made with other settings")
         engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
