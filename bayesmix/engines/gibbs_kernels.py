@@ -1019,7 +1019,10 @@ def split_merge(
     DP: alpha G(n_A) G(n_B)/G(n_A + n_B);  finite: G(n_A + g) G(n_B + g)/(G(n_A + n_B + g) G(g)),
     times m(A) m(B)/m(A u B) (closed-form marginal likelihoods).  Finite: the split cluster
     takes a uniformly chosen empty slot (proposal factor 1/#empty).  The DP caller guarantees a
-    free slot.  The sequential predictive updates are inlined (see collapsed_chain).
+    free slot.  The sequential predictive updates are inlined copies of cl_logpred and
+    cl_add (see collapsed_chain): calling those helpers here gives bit-identical draws but
+    costs about 25% of the collapsed sampler's throughput (galaxy 33.6k -> 25.3k sweeps/s,
+    Old Faithful 9.2k -> 6.7k, single chain, measured side by side on 2026-11-26).
     Returns (nact, nfree, accepted).
     """
     cnt, mean, scl, cst, q, lw = slots
@@ -1080,7 +1083,7 @@ def split_merge(
                 s = 0 if z[k] == ci else 1
             lq += pr[s] - lse
             side[t] = s
-        # add x_k to temp slot s (as cl_add)
+        # add x_k to temp slot s (inlined cl_add; see the docstring)
         kap = k0 + tcnt[s]
         f = kap / (kap + 1.0)
         if diag:
