@@ -637,11 +637,29 @@ def _followup_lines(fu: dict[str, Any]) -> list[str]:
     ]
 
 
-def _pooled_ranks(all_res: dict[str, Any], fu: dict[str, Any] | None):
-    """(study, quantity, runs, ranks) of every Gibbs study run more than once, pooled over all
-    its runs (main, confirmation, re-check, follow-up: they differ only in seeds and
-    thinning, so under a correct sampler the pooled ranks are uniform too)."""
+@dataclass(frozen=True)
+class Pooled:
+    """One Gibbs study x quantity with the ranks of all its runs pooled."""
+
+    key: str
+    quantity: str
+    runs: int
+    reps: int
+    p_value: float  # chi-square
+    inside: bool  # ECDF inside the simultaneous 95% band
+    bottom: float  # share of ranks in the lowest 5% of rank values
+    top: float  # share in the highest 5%
+    z: float  # (mean rank - L/2) / SE
+
+
+def pooled_studies(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings):
+    """Every Gibbs study run more than once, each quantity's ranks pooled over all its runs
+    (main, confirmation, re-check, follow-up: they differ only in seeds and thinning, so
+    under a correct sampler the pooled ranks are uniform too)."""
     extra = fu["results"] if fu else {}
+    n_ranks = st.n_kept + 1
+    tail = n_ranks // 20
+    out = []
     for key, r in all_res.items():
         if r["config"].get("stage", "main") != "main" or r["config"]["engine"] == "nuts":
             continue
@@ -650,46 +668,43 @@ def _pooled_ranks(all_res: dict[str, Any], fu: dict[str, Any] | None):
         if len(runs) < 2:
             continue
         for q in r["quantities"]:
-            yield key, q, len(runs), np.concatenate([x["quantities"][q]["ranks"] for x in runs])
+            rk = np.concatenate([x["quantities"][q]["ranks"] for x in runs])
+            out.append(
+                Pooled(
+                    key, q, len(runs), len(rk), chi2_uniform(rk, n_ranks, st.bins)[1],
+                    inside_band(rk, n_ranks), float(np.mean(rk < tail)),
+                    float(np.mean(rk >= n_ranks - tail)), _mean_rank_z(rk.tolist(), st.n_kept),
+                )
+            )  # fmt: skip
+    return out
 
 
-def _pooled_p(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings):
-    """Chi-square p of every pooled (study, quantity)."""
-    return {
-        (k, q): chi2_uniform(rk, st.n_kept + 1, st.bins)[1]
-        for k, q, _, rk in _pooled_ranks(all_res, fu)
-    }
-
-
-def _pooled_lines(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings) -> list[str]:
+def _pooled_lines(pooled: list[Pooled], st: Settings) -> list[str]:
     """Table of every multiply-run Gibbs study pooled, with the share of extreme ranks."""
     n_ranks = st.n_kept + 1
-    tail = n_ranks // 20  # 5% of the rank values at each end
     lines = [
         "",
         "### Every run pooled",
         "",
         "Each Gibbs study that was run more than once, with all its replications pooled. "
-        f"Bottom/top 5% = share of ranks in the lowest/highest {tail} of the {n_ranks} rank "
-        "values (5% each for a correct sampler; an excess at both ends means the kept draws "
-        "are too concentrated, e.g. chains that visit some partitions too rarely); "
+        f"Bottom/top 5% = share of ranks in the lowest/highest {n_ranks // 20} of the {n_ranks} "
+        "rank values (5% each for a correct sampler; an excess at both ends means the kept "
+        "draws are too concentrated, e.g. chains that visit some partitions too rarely); "
         "z = (mean rank - L/2) / SE.",
         "",
         "| study | quantity | runs | pooled reps | chi2 p | ECDF in 95% band | bottom 5% "
         "| top 5% | mean rank z |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for key, q, nrun, rk in _pooled_ranks(all_res, fu):
-        _, p = chi2_uniform(rk, n_ranks, st.bins)
+    for r in pooled:
         lines.append(
-            f"| {key} | {q} | {nrun} | {len(rk)} | {fmt_p(p)} "
-            f"| {'yes' if inside_band(rk, n_ranks) else 'no'} | {np.mean(rk < tail):.1%} "
-            f"| {np.mean(rk >= n_ranks - tail):.1%} | {_mean_rank_z(rk.tolist(), st.n_kept):+.1f} |"
+            f"| {r.key} | {r.quantity} | {r.runs} | {r.reps} | {fmt_p(r.p_value)} "
+            f"| {'yes' if r.inside else 'no'} | {r.bottom:.1%} | {r.top:.1%} | {r.z:+.1f} |"
         )
     return lines
 
 
-def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings) -> str:
+def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, pooled: list[Pooled]) -> str:
     """One paragraph: every Gibbs rank test below 1% in any run, and whether it held up."""
     gibbs = {k: r for k, r in all_res.items() if r["config"]["engine"] != "nuts"}
     runs = dict(gibbs) | ({f"{k} (follow-up)": r for k, r in fu["results"].items()} if fu else {})
@@ -704,16 +719,12 @@ def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings) -
         + "."
     )
     if fu:
-        pooled = _pooled_p(all_res, fu, st)
-        worst = min(pooled, key=pooled.get)
+        fu_pass = all(v["p_value"] >= 0.01 for r in fu["results"].values()
+                      for v in r["quantities"].values())  # fmt: skip
         text += (
             " The failing finite-mixture studies were re-run in the pre-registered follow-up "
             "with no failure there ("
-            if all(
-                v["p_value"] >= 0.01
-                for r in fu["results"].values()
-                for v in r["quantities"].values()
-            )  # fmt: skip
+            if fu_pass
             else " The follow-up CONFIRMS a failure ("
         )
         text += (
@@ -725,20 +736,16 @@ def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, st: Settings) -
             )  # fmt: skip
             + ")."
         )
-    pooled = _pooled_p(all_res, fu, st)
     if pooled:
-        worst = min(pooled, key=pooled.get)
-        out_band = [f"{k} {q}" for k, q, _, rk in _pooled_ranks(all_res, fu)
-                    if not inside_band(rk, st.n_kept + 1)]  # fmt: skip
+        worst = min(pooled, key=lambda r: r.p_value)
+        out_band = [f"{r.key} {r.quantity}" for r in pooled if not r.inside]
         text += (
             f" Pooled over all runs of each study run more than once ({len(pooled)} tests, "
-            f"'Every run pooled' below), the smallest chi-square p is {fmt_p(pooled[worst])} "
-            f"({worst[0]} {worst[1]})"
-            + ("; no pooled test fails at 1%." if pooled[worst] >= 0.01 else ".")
+            f"'Every run pooled' below), the smallest chi-square p is {fmt_p(worst.p_value)} "
+            f"({worst.key} {worst.quantity})"
+            + ("; no pooled test fails at 1%." if worst.p_value >= 0.01 else ".")
         )
-        n_ranks, tail = st.n_kept + 1, (st.n_kept + 1) // 20
-        max_tail = max(max(np.mean(rk < tail), np.mean(rk >= n_ranks - tail))
-                       for _, _, _, rk in _pooled_ranks(all_res, fu))  # fmt: skip
+        max_tail = max(max(r.bottom, r.top) for r in pooled)
         coll = [r for r in gibbs.values() if r["config"]["engine"] == "collapsed"]
         coll_low = sum(v["p_value"] < 0.01 for r in coll for v in r["quantities"].values())
         coll_out = sum(not v["ecdf_inside_95_band"] for r in coll for v in r["quantities"].values())
@@ -855,7 +862,8 @@ def write_report(
         )
     lines = ["# Simulation-based calibration of the bayesmix engines", "", run, "", "## Result", ""]
     if recheck_keys:
-        lines += [_verdict(all_res, followup, st), ""]
+        pooled = pooled_studies(all_res, followup, st)
+        lines += [_verdict(all_res, followup, pooled), ""]
     gibbs_tests = [
         (k, q)
         for k in main_keys
@@ -927,7 +935,7 @@ def write_report(
     if followup:
         lines += _followup_lines(followup)
     if recheck_keys:
-        lines += _pooled_lines(all_res, followup, st)
+        lines += _pooled_lines(pooled, st)
     lines += ["", "## Findings", "", *findings(all_res, st)]
     lines += [
         "",
