@@ -4,39 +4,32 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked[T](
+    convert: Callable[[str], T], ok: Callable[[T], bool], what: str, doc: str
+) -> Callable[[str], T]:
+    """An argparse type: convert(text), then require ok(value); one message for both errors."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    """A non-negative integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer", "An integer >= 1.")
+positive_float = _checked(
+    float, lambda v: math.isfinite(v) and v > 0, "a positive number", "A finite number > 0."
+)
+seed = _checked(int, lambda v: v >= 0, "a non-negative integer", "A non-negative integer.")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
