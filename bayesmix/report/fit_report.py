@@ -25,6 +25,11 @@ def _na(what: str) -> str:
 # --------------------------------------------------------------------------- 1. answer
 
 
+def _mean_90(stat: dict) -> str:
+    """'mean [lo, hi]' of a summary entry with 'mean' and 'interval_90'."""
+    return f"{C.fnum(stat.get('mean'), 3)} {C.finterval(stat.get('interval_90'))}"
+
+
 def answer_section(s: dict, figs: FigureSet) -> dict:
     from bayesmix.posterior.summary import answer_sentence
 
@@ -80,7 +85,7 @@ def answer_section(s: dict, figs: FigureSet) -> dict:
         stats.append(
             (
                 "Effective number of components exp(H(w))",
-                f"{C.fnum(ek.get('mean'), 3)} {C.finterval(ek.get('interval_90'))}",
+                _mean_90(ek),
             )
         )
     conc = s.get("concentration")
@@ -88,7 +93,7 @@ def answer_section(s: dict, figs: FigureSet) -> dict:
         stats.append(
             (
                 f"Concentration {conc.get('name')}",
-                f"{C.fnum(conc.get('mean'), 3)} {C.finterval(conc.get('interval_90'))}",
+                _mean_90(conc),
             )
         )
     part = s.get("partition")
