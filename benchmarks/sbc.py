@@ -1081,6 +1081,17 @@ def confirmation_configs(all_res: dict[str, Any]) -> list[Config]:
     return out
 
 
+def kept_replications(results: dict[str, Any], cfgs: list[Config]) -> dict[str, list]:
+    """Replications of these studies already in sbc.json (same seed index, rep < reps): a
+    resumed run keeps them and computes only the missing ones."""
+    done = {}
+    for c in cfgs:
+        old = results.get(c.key)
+        if old is not None and old["config"]["index"] == c.index:
+            done[c.key] = [r | {"config": c.key} for r in old["replications"] if r["rep"] < c.reps]
+    return done
+
+
 def save_study(out: Path, meta: dict[str, Any], st: Settings, all_res: dict[str, Any]) -> None:
     """Write sbc.json (every rank, truth and seed) and the sbc.md report."""
     write_json(
@@ -1164,11 +1175,7 @@ def main(argv: list[str] | None = None) -> int:
         st = Settings(**saved["settings"])
         all_res, meta = saved["results"], saved["meta"]
         cfgs = recheck_configs(all_res, args.reps or RECHECK_REPS)
-        done = {
-            c.key: [r | {"config": c.key} for r in all_res[c.key]["replications"]]
-            for c in cfgs
-            if c.key in all_res
-        }
+        done = kept_replications(all_res, cfgs)
         t0 = time.perf_counter()
         meta["recheck"] = provenance(["benchmarks.sbc", *argv_list])
         for c in cfgs:  # one study at a time, saved after each (a stopped run resumes)
@@ -1192,13 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only:
             keep = {k.strip() for k in args.only.split(",")}
             cfgs = [c for c in cfgs if c.key in keep]
-        done = {}  # --resume: replications already in sbc.json are kept, not recomputed
-        for c in cfgs if saved is not None else []:
-            old = saved["results"].get(c.key)
-            if old is not None and old["config"]["index"] == c.index:
-                done[c.key] = [
-                    r | {"config": c.key} for r in old["replications"] if r["rep"] < c.reps
-                ]
+        done = kept_replications(saved["results"], cfgs) if saved is not None else {}
         t0 = time.perf_counter()
         by_cfg = run_studies(cfgs, st, args.jobs, args.batch, done)
         wall = time.perf_counter() - t0
