@@ -578,8 +578,9 @@ def family_p(res: dict[str, Any]) -> float:
 
 def _recheck_lines(all_res: dict[str, Any], keys: list[str], st: Settings) -> list[str]:
     """The pre-registered blocked-Gibbs re-check: rule, per-study verdict and the rank table."""
-    rs = dataclasses.replace(st, **RECHECK_SETTINGS)
-    fails = [k for k in keys if family_p(all_res[k]) < FAMILY_ALPHA]
+    rs = stage_settings(Config(**all_res[keys[0]]["config"]), st)
+    fam = {k: family_p(all_res[k]) for k in keys}
+    fails = [k for k in keys if fam[k] < FAMILY_ALPHA]
     ntests = sum(len(all_res[k]["quantities"]) for k in keys)
     raw = [(k, q, v["p_value"]) for k in keys for q, v in all_res[k]["quantities"].items()
            if v["p_value"] < 0.01]  # fmt: skip
@@ -599,9 +600,7 @@ def _recheck_lines(all_res: dict[str, Any], keys: list[str], st: Settings) -> li
         + (
             ": no calibration failure at the 1% level."
             if not fails
-            else "; FAIL: "
-            + ", ".join(f"{k} (family p = {fmt_p(family_p(all_res[k]))})" for k in fails)
-            + "."
+            else "; FAIL: " + ", ".join(f"{k} (family p = {fmt_p(fam[k])})" for k in fails) + "."
         )  # fmt: skip
         + f" Unadjusted, {len(raw)} of {ntests} single-quantity tests have p < 0.01"
         + (" (" + ", ".join(f"{k} {q} p = {fmt_p(p)}" for k, q, p in raw) + ")" if raw else "")
@@ -610,8 +609,7 @@ def _recheck_lines(all_res: dict[str, Any], keys: list[str], st: Settings) -> li
         "| study | family-wise p | verdict (1%) |",
         "|---|---|---|",
         *(
-            f"| {k} | {fmt_p(family_p(all_res[k]))} "
-            f"| {'pass' if family_p(all_res[k]) >= FAMILY_ALPHA else '**FAIL**'} |"
+            f"| {k} | {fmt_p(fam[k])} | {'pass' if fam[k] >= FAMILY_ALPHA else '**FAIL**'} |"
             for k in keys
         ),
         "",
@@ -714,6 +712,12 @@ def _pooled_lines(pooled: list[Pooled], st: Settings) -> list[str]:
     return lines
 
 
+def _failed_before(all_res: dict[str, Any], key: str, q: str) -> bool:
+    """Whether quantity q of study key fell below p = 0.01 in any of its earlier runs."""
+    runs = (all_res.get(k) for k in (key, f"{key}_confirm", f"{key}_recheck"))
+    return any(r["quantities"][q]["p_value"] < 0.01 for r in runs if r and q in r["quantities"])
+
+
 def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, pooled: list[Pooled]) -> str:
     """One paragraph: every Gibbs rank test below 1% in any run, and whether it held up."""
     gibbs = {k: r for k, r in all_res.items() if r["config"]["engine"] != "nuts"}
@@ -742,7 +746,7 @@ def _verdict(all_res: dict[str, Any], fu: dict[str, Any] | None, pooled: list[Po
                 f"{k} {q} p = {fmt_p(v['p_value'])}"
                 for k, r in fu["results"].items()
                 for q, v in r["quantities"].items()
-                if q == "max_w"
+                if _failed_before(all_res, k, q)
             )  # fmt: skip
             + ")."
         )
