@@ -254,18 +254,28 @@ def exact_kplus(x_key, hyp, diag, finite, kk, conc, prior):
     partitions of prod_j p(x_Bj) x the partition prior (EPPF), integrated over the concentration
     on a log grid when it has a Gamma(shape, rate) prior."""
     x = np.array(x_key)
-    n = len(x)
     grid = np.array([conc]) if conc is not None else np.exp(np.linspace(-12, 5, 3000))
     log_w = np.zeros_like(grid) if conc is not None else prior[0] * np.log(grid) - prior[1] * grid
-    pmf = np.zeros(n + 1)
-    rows, ks = [], []
+    sizes, tab = partition_table(x, hyp, diag, finite, kk, grid)
+    tab = tab + log_w
+    w = np.exp(tab - tab.max())
+    pmf = np.bincount([len(sz) for sz in sizes], weights=w.sum(1)) / w.sum()
+    return pmf, float((w * grid).sum() / w.sum())
+
+
+def partition_table(x, hyp, diag, finite, kk, grid):
+    """Block sizes of every set partition of x (at most kk blocks if finite) and the table
+    log p(x, partition | concentration) over the concentration grid: prod_j p(x_Bj) x the
+    partition prior (finite: K!/(K-k)! labellings x Dirichlet-multinomial; DP: the CRP)."""
+    n = len(x)
+    rows, out_sizes = [], []
     for p in _partitions(n):
         sizes = np.bincount(p)
         k = len(sizes)
         if finite and k > kk:
             continue
         lm = sum(_log_marginal(x[p == j], hyp, diag) for j in range(k))
-        if finite:  # K!/(K-k)! labellings x Dirichlet-multinomial
+        if finite:
             lp = (
                 gammaln(kk + 1)
                 - gammaln(kk - k + 1)
@@ -273,14 +283,11 @@ def exact_kplus(x_key, hyp, diag, finite, kk, conc, prior):
                 - gammaln(kk * grid + n)
                 + np.sum(gammaln(sizes[:, None] + grid) - gammaln(grid), axis=0)
             )
-        else:  # Chinese restaurant process
+        else:
             lp = k * np.log(grid) + gammaln(grid) - gammaln(grid + n) + np.sum(gammaln(sizes))
-        rows.append(lm + lp + log_w)
-        ks.append(k)
-    tab = np.array(rows)
-    w = np.exp(tab - tab.max())
-    pmf = np.bincount(ks, weights=w.sum(1)) / w.sum()
-    return pmf, float((w * grid).sum() / w.sum())
+        rows.append(lm + lp)
+        out_sizes.append(sizes)
+    return out_sizes, np.array(rows)
 
 
 ENUM_X1 = np.array([-1.5, -1.2, -1.0, 0.9, 1.1, 1.6])[:, None]
@@ -323,21 +330,11 @@ def exact_max_weight(x, hyp, kk, gam, grid, n_mc=100_000, seed=1):
     """Exact posterior of max_k w_k of a finite Dirichlet(gam) mixture with K = kk, N = 6:
     sum over all partitions of p(partition | x) x P(max Dir(gam + n) <= t), the inner
     probability by n_mc Dirichlet draws (MC error ~1e-3, far below the sampler's)."""
-    n = len(x)
-    rng = np.random.default_rng(seed)
-    logp, alphas = [], []
-    for p in _partitions(n):
-        sizes = np.bincount(p)
-        k = len(sizes)
-        if k > kk:
-            continue
-        lm = sum(_log_marginal(x[p == j], hyp, False) for j in range(k))
-        logp.append(
-            lm + gammaln(kk + 1) - gammaln(kk - k + 1) + np.sum(gammaln(sizes + gam) - gammaln(gam))
-        )
-        alphas.append(np.concatenate([sizes + gam, np.full(kk - k, gam)]))
-    w = np.exp(np.array(logp) - max(logp))
+    sizes, tab = partition_table(x, hyp, False, True, kk, np.array([gam]))
+    w = np.exp(tab[:, 0] - tab.max())
     w /= w.sum()
+    alphas = [np.concatenate([sz + gam, np.full(kk - len(sz), gam)]) for sz in sizes]
+    rng = np.random.default_rng(seed)
     cdf, mean = np.zeros(len(grid)), 0.0
     for wp, a in zip(w, alphas, strict=True):
         mw = rng.dirichlet(a, size=n_mc).max(axis=1)
