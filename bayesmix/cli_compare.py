@@ -110,7 +110,9 @@ def _register_prior_k(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar=("LO", "HI"),
         help="with --expected-k: find a Gamma(shape, rate) prior on the "
-        "concentration with E[K+] = E and 90%% prior interval [LO, HI] for K+",
+        "concentration with E[K+] = E and 90%% prior interval [LO, HI] for K+ (at least "
+        "90%% of the prior in [LO, HI]); an infeasible target is reported as such "
+        "(feasible: false, a warning line), with the closest prior found",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="bar chart of the pmf (PNG)")
@@ -248,35 +250,55 @@ def prior_for(n: int, choice: MixingChoice):
     return prior_k(n, choice.mixing, K=choice.K, shape=choice.shape, rate=choice.rate, **conc)
 
 
-def calibrate(n: int, choice: MixingChoice, expected_k: float, interval: list[float] | None):
+def calibrate(
+    n: int, choice: MixingChoice, expected_k: float, interval: list[float] | None
+) -> tuple[MixingChoice, dict]:
     """Solve for the concentration: fixed (E[K+] = E) or Gamma(shape, rate) (E and interval).
 
-    Returns (MixingChoice with the result, calibration dict for the output).
+    Returns (MixingChoice with the result, calibration dict for the output): target,
+    achieved, feasible, message (see ``bayesmix.priors.calibrate_alpha_gamma_prior``), the
+    value or Gamma prior found and its TOML line. A fixed concentration reaches any E in
+    range exactly (out of range is an input error), so it is always feasible.
     """
-    from bayesmix.priors import calibrate_alpha, calibrate_alpha_gamma_prior, calibrate_gamma_fixed
+    from bayesmix.priors import (
+        calibrate_alpha,
+        calibrate_alpha_gamma_prior,
+        calibrate_gamma_fixed,
+        expected_k_dp,
+        expected_k_finite,
+    )
 
     name = "alpha" if choice.mixing == "dp" else "gamma"
-    target = {
-        "expected_k": expected_k,
-        "interval_90": interval,
-        "mixing": choice.mixing,
-        "K": choice.K,
-    }
+    where = {"mixing": choice.mixing, "K": choice.K}
     if interval is None:
         if choice.mixing == "dp":
             value = calibrate_alpha(n, expected_k)
+            mean = expected_k_dp(n, value)
         else:
             value = calibrate_gamma_fixed(n, choice.K, expected_k)
-        toml = f"{name} = {value:.6g}"
+            mean = expected_k_finite(n, choice.K, value)
         result = MixingChoice(choice.mixing, K=choice.K, fixed=value)
-        return result, {"target": target, name: value, "toml": toml}
+        return result, {
+            "target": {"expected_k": expected_k, "interval": None, "level": None} | where,
+            "achieved": {"expected_k": float(mean)},
+            "feasible": True,
+            "message": f"Target met: {name} = {value:.6g} gives E[K+] = {mean:.6g} for n = {n}.",
+            name: value,
+            "toml": f"{name} = {value:.6g}",
+        }
     lo, hi = interval
-    shape, rate = calibrate_alpha_gamma_prior(
+    cal = calibrate_alpha_gamma_prior(
         n, expected_k, (lo, hi), level=0.9, mixing=choice.mixing, K=choice.K
     )
-    toml = f"{name}_prior = {{ shape = {shape:.6g}, rate = {rate:.6g} }}"
-    result = MixingChoice(choice.mixing, K=choice.K, shape=shape, rate=rate)
-    return result, {"target": target, f"{name}_prior": {"shape": shape, "rate": rate}, "toml": toml}
+    result = MixingChoice(choice.mixing, K=choice.K, shape=cal.shape, rate=cal.rate)
+    return result, {
+        "target": cal.target | where,
+        "achieved": cal.achieved,
+        "feasible": cal.feasible,
+        "message": cal.message,
+        f"{name}_prior": {"shape": cal.shape, "rate": cal.rate},
+        "toml": f"{name}_prior = {{ shape = {cal.shape:.6g}, rate = {cal.rate:.6g} }}",
+    }
 
 
 def prior_k_payload(prior, calibration: dict | None = None) -> dict:
@@ -341,16 +363,30 @@ def format_set(values: list[int]) -> str:
 
 
 def _calibration_lines(cal: dict, prior) -> list[str]:
-    t = cal["target"]
+    """The calibration block of the text output; an infeasible target starts with a warning."""
+    t, got = cal["target"], cal["achieved"]
     where = "DP" if t["mixing"] == "dp" else f"finite, K = {t['K']}"
     want = f"E[K+] = {t['expected_k']:g}"
-    if t["interval_90"] is not None:
-        want += f", 90% interval [{t['interval_90'][0]:g}, {t['interval_90'][1]:g}]"
-    got = (
-        f"achieved: E[K+] = {prior.mean:.4g}, 5%-95% quantiles "
-        f"[{prior.quantile(0.05)}, {prior.quantile(0.95)}]"
-    )
-    return [f"Calibrated ({where}, N = {prior.n}) for {want}:", f"  {cal['toml']}", f"  {got}", ""]
+    achieved = f"achieved: E[K+] = {prior.mean:.4g}"
+    if t["interval"] is not None:
+        lo, hi = t["interval"]
+        level = 100 * t["level"]
+        want += f", {level:g}% interval [{lo:g}, {hi:g}]"
+        achieved += (
+            f", P({lo:g} <= K+ <= {hi:g}) = {100 * got['mass_in_interval']:.1f}%, "
+            f"{(100 - level) / 2:g}%-{(100 + level) / 2:g}% quantiles "
+            f"[{got['interval'][0]}, {got['interval'][1]}]"
+        )
+    else:
+        achieved += f", 5%-95% quantiles [{prior.quantile(0.05)}, {prior.quantile(0.95)}]"
+    head = "Calibrated" if cal["feasible"] else "Closest found"
+    lines = [] if cal["feasible"] else [f"warning: target not feasible. {cal['message']}"]
+    return lines + [
+        f"{head} ({where}, N = {prior.n}) for {want}:",
+        f"  {cal['toml']}",
+        f"  {achieved}",
+        "",
+    ]
 
 
 def cmd_prior_k(args: argparse.Namespace) -> None:
@@ -362,6 +398,8 @@ def cmd_prior_k(args: argparse.Namespace) -> None:
     prior = prior_for(args.n, choice)
     if args.json:
         print(json.dumps(prior_k_payload(prior, calibration)))
+        if calibration is not None and not calibration["feasible"]:
+            print(f"warning: target not feasible. {calibration['message']}", file=sys.stderr)
     else:
         lines = _calibration_lines(calibration, prior) if calibration else []
         kmax = args.n if choice.mixing == "dp" else min(choice.K, args.n)

@@ -557,25 +557,80 @@ def plain_reading(models: list[dict], ranking: list[dict]) -> str:
     return " ".join([first] + rest)
 
 
+STACKING_NOTE = (
+    "stacking (Yao et al. 2018) chooses a combination of the models for prediction; its "
+    "weights are not the probability that a model is right, and between models that "
+    "PSIS-LOO cannot separate it often puts all the weight on one"
+)
+
+
+def clearly_worse(row: dict) -> bool:
+    """The rule for "clearly worse than the best": |elpd_diff| > 4 and > 2 dse."""
+    diff, dse = abs(row.get("elpd_diff") or 0.0), row.get("dse") or 0.0
+    return diff > ELPD_SMALL and diff > 2 * dse
+
+
+def loo_separation(ranking: list[dict]) -> dict[str, Any]:
+    """Which models PSIS-LOO separates from the best (``clearly_worse``).
+
+    ``tied``: the best and every model not clearly worse than it (best first); ``separable``:
+    False when that is every model (then LOO does not pick one); ``weights_decide_nothing``:
+    True when two or more models are tied, or when the largest stacking weight is not the
+    best's: then the weights must not be read as a verdict (``STACKING_NOTE``).
+    """
+    if not ranking:
+        return {"best": None, "tied": [], "clearly_worse": [], "separable": False,
+                "weights_decide_nothing": False}  # fmt: skip
+    best = ranking[0]["name"]
+    worse = [r["name"] for r in ranking[1:] if clearly_worse(r)]
+    tied = [r["name"] for r in ranking if r["name"] not in worse]
+    weights = {r["name"]: r.get("weight") for r in ranking}
+    top = max(weights, key=lambda k: weights[k] if weights[k] is not None else -1.0)
+    return {
+        "best": best,
+        "tied": tied,
+        "clearly_worse": worse,
+        "separable": len(ranking) > 1 and len(tied) < len(ranking),
+        "weights_decide_nothing": len(ranking) > 1
+        and (len(tied) > 1 or (weights[top] is not None and top != best)),
+    }
+
+
+def _weights_text(ranking: list[dict], names: list[str]) -> str:
+    """'a 1.00, b 0.00': the stacking weights of ``names`` as the table shows them."""
+    w = {r["name"]: r.get("weight") for r in ranking}
+    return ", ".join(f"{n} {w[n] or 0.0:.2f}" for n in names)
+
+
 def _loo_sentence(ranking: list[dict]) -> str:
-    """Best model by PSIS-LOO; others are clearly worse when |diff| > 4 and > 2 dse."""
+    """Best model by PSIS-LOO; others are clearly worse when |diff| > 4 and > 2 dse.
+
+    Whenever models are tied (or the weights favour another model than the best) the
+    sentence quotes the stacking weights and says what they are not, so that a weight of
+    1.00 in the table is never read against the text.
+    """
     if len(ranking) < 2:
         return "With one model there is no LOO ranking."
-    best = ranking[0]["name"]
-
-    def worse(r: dict) -> bool:
-        diff, dse = abs(r["elpd_diff"] or 0.0), r["dse"] or 0.0
-        return diff > ELPD_SMALL and diff > 2 * dse
-
-    clear = [r["name"] for r in ranking[1:] if worse(r)]
+    sep = loo_separation(ranking)
+    best, clear, tied = sep["best"], sep["clearly_worse"], sep["tied"]
     if not clear:
-        return (
+        text = (
             f"PSIS-LOO cannot separate the models (every |elpd_diff| from the best, {best}, is "
             f"below {ELPD_SMALL:g} or within 2 standard errors), so predictive accuracy does "
-            "not pick a prior."
+            "not pick a prior"
         )
-    verb = "predicts" if len(clear) == 1 else "predict"
-    return f"PSIS-LOO favours {best}; {_join(clear)} {verb} clearly worse."
+    else:
+        verb = "predicts" if len(clear) == 1 else "predict"
+        text = f"PSIS-LOO favours {best}; {_join(clear)} {verb} clearly worse"
+        if len(tied) > 1:
+            text += f", but it cannot separate {_join(tied[1:])} from {best}"
+    if sep["weights_decide_nothing"]:
+        shown = tied if len(tied) > 1 else [r["name"] for r in ranking]
+        text += (
+            f". The stacking weights ({_weights_text(ranking, shown)}) do not change this: "
+            + STACKING_NOTE
+        )
+    return text + "."
 
 
 def collect_warnings(models: list[dict]) -> list[str]:
@@ -632,17 +687,37 @@ def markdown_tables(result: dict) -> str:
         )
     lines += [
         "",
-        "| model | elpd_loo (SE) | elpd_diff (dSE) | weight | Pareto k > 0.7 | DP leftover w_T q99 |",
+        "| model | elpd_loo (SE) | elpd_diff (dSE) | stacking weight | Pareto k > 0.7 "
+        "| DP leftover w_T q99 |",
         "|---|---|---|---|---|---|",
     ]
+    sep = loo_separation(result["ranking"])
+    mark = set(sep["tied"]) if sep["weights_decide_nothing"] and len(sep["tied"]) > 1 else set()
     for m in sorted(models, key=lambda m: rank[m["name"]]["rank"]):
         r, lo = rank[m["name"]], m["loo"]
+        star = " (tied)" if m["name"] in mark else ""
         lines.append(
             f"| {m['name']} | {lo['elpd_loo']:.1f} ({lo['se']:.1f}) "
-            f"| {_fmt(r['elpd_diff'], 2)} ({_fmt(r['dse'], 2)}) | {r['weight'] or 0.0:.2f} "
+            f"| {_fmt(r['elpd_diff'], 2)} ({_fmt(r['dse'], 2)}) | {r['weight'] or 0.0:.2f}{star} "
             f"| {lo['n_pareto_k_above_0_7']} | {m['truncation']['text']} |"
         )
+    lines += ["", weights_footnote(sep)]
     return "\n".join(lines)
+
+
+def weights_footnote(sep: dict[str, Any]) -> str:
+    """The line under the LOO table: what stacking weights are, and (when models are tied)
+    why a weight near 1 there is no verdict."""
+    text = f"Stacking weights: {STACKING_NOTE}."
+    if sep["weights_decide_nothing"] and len(sep["tied"]) > 1:
+        who = "the models" if not sep["separable"] else _join(sep["tied"])
+        text = (
+            f"(tied): PSIS-LOO cannot separate {who} (|elpd_diff| <= {ELPD_SMALL:g} or within "
+            f"2 dSE), so their weights say nothing about which prior is right. " + text
+        )
+    elif sep["weights_decide_nothing"]:
+        text = f"The largest weight is not on {sep['best']}, the best model by PSIS-LOO. {text}"
+    return text
 
 
 def compare_markdown(result: dict) -> str:
@@ -660,8 +735,7 @@ def compare_markdown(result: dict) -> str:
         "",
         "K+ cells: mean / mode / 90% credible set. psense: power-scaling sensitivity of K+ and "
         f"of the total log-likelihood to the concentration prior (> {PSENSE_THRESHOLD}: "
-        "prior-sensitive). elpd_diff and dSE are relative to the best model by PSIS-LOO; "
-        "weights are stacking weights.",
+        "prior-sensitive). elpd_diff and dSE are relative to the best model by PSIS-LOO.",
     ]
     if result["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in result["warnings"]]
@@ -689,6 +763,9 @@ FIELD_DOCS = {
     f"pmfs of K+; below {PRIOR_CLOSE_TV} the answer largely restates the prior",
     "models[].truncation": "truncated DP: 99% quantile of the last stick's weight w_T",
     "ranking": "ArviZ compare (stacking weights), best first; elpd_diff relative to the best",
+    "loo_separation": "which models PSIS-LOO separates from the best (clearly worse: "
+    f"|elpd_diff| > {ELPD_SMALL:g} and > 2 dse); tied: the best and the models it cannot "
+    "separate; weights_decide_nothing: the stacking weights must not be read as a verdict",
     "reading": "plain-language paragraph: conclusions shared by every prior, and those that "
     "depend on the prior",
     "figures": "PNG files, paths relative to this file",
@@ -714,6 +791,7 @@ def analyse(
     return {
         "models": models,
         "ranking": ranking,
+        "loo_separation": loo_separation(ranking),
         "reading": plain_reading(models, ranking),
         "warnings": collect_warnings(models),
         "_draws": draws,

@@ -19,9 +19,10 @@ integrated out numerically to an absolute accuracy of about 1e-10.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -339,22 +340,66 @@ def _result(pmf: np.ndarray, n: int, description: str) -> PriorK:
 
 def prior_k(
     n: int,
-    mixing: str,
+    mixing: str | os.PathLike[str] | Any,
     K: int | None = None,
     alpha: float | None = None,
     gamma: float | None = None,
     shape: float | None = None,
     rate: float | None = None,
 ) -> PriorK:
-    """Prior of K+ for n observations.
+    """Prior of K+ for n observations, for a mixing type or for a whole model.
 
-    mixing "dp": alpha fixed, or alpha ~ Gamma(shape, rate); K (a truncation level) is
-    ignored: the untruncated DP is used. mixing "finite": K components, gamma fixed or
-    gamma ~ Gamma(shape, rate).
+    ``mixing`` is either
+
+    * the mixing type "dp" or "finite", with the concentration given here: "dp": alpha
+      fixed, or alpha ~ Gamma(shape, rate) (K, a truncation level, is ignored: the
+      untruncated DP is used); "finite": K components, gamma fixed or gamma ~ Gamma(shape,
+      rate); or
+    * a model: a built-in model name ("sparse_finite"), a path to a TOML spec, or a
+      ``bayesmix.spec.ModelSpec``, as ``bayesmix prior-k --model`` takes; the model fixes
+      the mixing, so K, alpha, gamma, shape and rate must then be left out.
+
+    "dp" and "finite" are also built-in model names: with none of K, alpha, gamma, shape,
+    rate given they name the model (``prior_k(82, "dp")`` is models/dp.toml, alpha ~
+    Gamma(1, 1)), otherwise the mixing type (``prior_k(82, "dp", alpha=1.0)``).
     """
     n = _count("n", n)
-    if mixing not in ("dp", "finite"):
-        raise InputError(f"mixing must be 'dp' or 'finite', got {mixing!r}")
+    given = {
+        k: v
+        for k, v in (("K", K), ("alpha", alpha), ("gamma", gamma), ("shape", shape), ("rate", rate))
+        if v is not None
+    }
+    if isinstance(mixing, str) and mixing in ("dp", "finite") and given:
+        return _prior_k_mixing(n, mixing, K, alpha, gamma, shape, rate)
+    if not isinstance(mixing, (str, os.PathLike)):
+        if not hasattr(mixing, "mixing"):
+            raise InputError(
+                "mixing must be 'dp', 'finite', a model name, a TOML path or a ModelSpec, "
+                f"got {mixing!r}"
+            )
+        spec = mixing
+    elif given:
+        raise InputError(
+            f"{', '.join(given)} only go with mixing 'dp' or 'finite'; the model "
+            f"{str(mixing)!r} sets its own mixing (drop them, or give mixing 'dp' or 'finite')"
+        )
+    else:
+        from bayesmix.spec import load_spec
+
+        spec = load_spec(mixing)
+    return prior_k_from_spec(n, spec)
+
+
+def _prior_k_mixing(
+    n: int,
+    mixing: str,
+    K: int | None,
+    alpha: float | None,
+    gamma: float | None,
+    shape: float | None,
+    rate: float | None,
+) -> PriorK:
+    """prior_k for the mixing type "dp" or "finite" with its concentration arguments."""
     name = "alpha" if mixing == "dp" else "gamma"
     fixed, other = (alpha, gamma) if mixing == "dp" else (gamma, alpha)
     if other is not None:
@@ -388,12 +433,13 @@ def prior_k_from_spec(n: int, spec: Any) -> PriorK:
     A truncated DP (T components) is treated as the untruncated DP (the truncation is
     assumed negligible).
     """
+    n = _count("n", n)
     m = spec.mixing
     prior = m.concentration_prior
     shape, rate = (None, None) if prior is None else (prior.shape, prior.rate)
     if m.type == "dp":
-        return prior_k(n, "dp", alpha=m.concentration, shape=shape, rate=rate)
-    return prior_k(n, m.type, K=m.n_components, gamma=m.concentration, shape=shape, rate=rate)
+        return _prior_k_mixing(n, "dp", None, m.concentration, None, shape, rate)
+    return _prior_k_mixing(n, m.type, m.n_components, None, m.concentration, shape, rate)
 
 
 # --------------------------------------------------------------------------
@@ -414,7 +460,11 @@ def _solve_log(fun: Callable[[float], float], start: float, step: float = 2.0) -
 
 
 def calibrate_alpha(n: int, expected_k: float) -> float:
-    """Fixed DP alpha with E[K+] = sum_{i=0}^{n-1} alpha/(alpha+i) = expected_k."""
+    """Fixed DP alpha with E[K+] = sum_{i=0}^{n-1} alpha/(alpha+i) = expected_k.
+
+    E[K+] increases from 1 (alpha -> 0) to n (alpha -> inf), so every expected_k in (1, n)
+    is feasible and met exactly (brentq, 1e-13); one outside is infeasible: InputError.
+    """
     n = _count("n", n)
     if not 1.0 < expected_k < n:
         raise InputError(f"expected_k must be in (1, n) = (1, {n}) for a DP, got {expected_k!r}")
@@ -425,7 +475,8 @@ def calibrate_gamma_fixed(n: int, K: int, expected_k: float) -> float:
     """Fixed finite gamma with E[K+] = K (1 - P(n_j = 0)) = expected_k.
 
     E[K+] increases with gamma from 1 to K (1 - (1 - 1/K)^n) (< min(K, n)), the open
-    range expected_k must lie in.
+    range expected_k must lie in: inside it the target is met exactly (brentq, 1e-13),
+    outside it is infeasible: InputError.
     """
     n, K = _count("n", n), _count("K", K)
     top = _max_expected_finite(n, K)
@@ -443,6 +494,72 @@ def _interp_quantile(pmf: np.ndarray, q: float) -> float:
     return float(np.interp(q, cdf, np.arange(len(cdf), dtype=float)))
 
 
+SHAPE_RANGE = (1e-2, 1e4)  # the shape of the Gamma prior is searched over this range
+_SCAN_POINTS = 25  # log-spaced shapes scanned for the largest mass in the interval
+_MASS_SLACK = 1e-6  # P(lo <= K+ <= hi) >= level - this counts as >= level (quadrature error)
+_MEAN_RTOL = 1e-6  # |E[K+] - expected_k| <= this * max(1, expected_k) counts as reached
+
+
+@dataclass(frozen=True, eq=False)
+class GammaCalibration:
+    """A Gamma(shape, rate) prior on the concentration calibrated to a target prior of K+.
+
+    ``target``: {"expected_k", "interval": [lo, hi], "level"}. ``achieved``, from the exact
+    prior of K+ under Gamma(shape, rate) (``prior``): {"expected_k": E[K+], "interval": the
+    equal-tailed [Q((1 - level)/2), Q((1 + level)/2)], "mass_in_interval": P(lo <= K+ <= hi),
+    "mass_below": P(K+ < lo), "mass_above": P(K+ > hi)}. ``feasible`` and ``message``: see
+    :func:`calibrate_alpha_gamma_prior`.
+    """
+
+    shape: float
+    rate: float
+    concentration: str  # "alpha" (DP) or "gamma" (finite)
+    n: int
+    target: dict[str, Any]
+    achieved: dict[str, Any]
+    feasible: bool
+    message: str
+    prior: PriorK = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: shape, rate, target, achieved, feasible, message."""
+        return {
+            "shape": self.shape,
+            "rate": self.rate,
+            "target": dict(self.target),
+            "achieved": dict(self.achieved),
+            "feasible": self.feasible,
+            "message": self.message,
+        }
+
+
+def _pct(p: float) -> str:
+    """0.8310 -> '83.1%' (one decimal, so that 89.96% never reads as 90%)."""
+    return f"{100 * p:.1f}%"
+
+
+def _interval_masses(pmf: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float, float]:
+    """(P(K+ < k_lo), P(k_lo <= K+ <= k_hi), P(K+ > k_hi)) for a pmf over k = 1..len(pmf)."""
+    below = float(pmf[: max(k_lo - 1, 0)].sum())
+    inside = float(pmf[max(k_lo - 1, 0) : max(k_hi, 0)].sum())
+    return below, inside, max(0.0, float(pmf.sum()) - below - inside)
+
+
+def _widened(pmf: np.ndarray, k_lo: int, k_hi: int, level: float) -> tuple[int, int, float] | None:
+    """The narrowest [k_lo - i, k_hi + j] (least i + j, then most mass) holding >= level:
+    (lo, hi, mass), or None when even [1, len(pmf)] does not."""
+    cdf = np.concatenate([[0.0], np.cumsum(pmf)])
+    best: tuple[int, float, int, int] | None = None
+    for a in range(min(k_lo, len(pmf)), 0, -1):
+        b = int(np.searchsorted(cdf, cdf[a - 1] + level - _MASS_SLACK, side="left"))
+        if b > len(pmf):
+            continue
+        b = max(b, k_hi)
+        key = ((k_lo - a) + (b - k_hi), -(cdf[b] - cdf[a - 1]), a, b)
+        best = key if best is None or key < best else best
+    return None if best is None else (best[2], best[3], -best[1])
+
+
 def calibrate_alpha_gamma_prior(
     n: int,
     expected_k: float,
@@ -450,15 +567,39 @@ def calibrate_alpha_gamma_prior(
     level: float = 0.9,
     mixing: str = "dp",
     K: int | None = None,
-) -> tuple[float, float]:
+) -> GammaCalibration:
     """Gamma(shape, rate) on the concentration (DP alpha or finite gamma) for a target K+ prior.
 
-    The rate is solved so that E[K+] = expected_k exactly; the shape (over [0.01, 1e4], log
-    scale, scipy minimize_scalar) minimises (Q_lo - (lo - 1/2))^2 + (Q_hi - (hi - 1/2))^2,
-    Q the (1 -+ level)/2 quantiles of K+ with its CDF interpolated linearly between k - 1
-    and k. The discrete quantile is k exactly when Q is in (k - 1, k], so the targets are
-    the middles of those steps. A narrower interval than any Gamma allows ends at shape 1e4
-    (close to a fixed concentration). Returns (shape, rate).
+    The target: E[K+] = expected_k and a ``level`` prior interval [lo, hi] for K+.
+
+    1. For each shape the rate is solved so that E[K+] = expected_k exactly (E[K+] falls
+       as the rate grows).
+    2. The shape (over SHAPE_RANGE = [0.01, 1e4], log scale, scipy minimize_scalar)
+       minimises (Q_lo - (lo - 1/2))^2 + (Q_hi - (hi - 1/2))^2, Q the (1 -+ level)/2
+       quantiles of K+ with its CDF interpolated linearly between k - 1 and k: the
+       discrete quantile is k exactly when Q is in (k - 1, k], so the targets are the
+       middles of those steps (an equal-tailed interval [lo, hi]).
+    3. Feasibility: the target is met when
+
+           |E[K+] - expected_k| <= 1e-6 max(1, expected_k)   and
+           P(lo <= K+ <= hi) >= level  (to 1e-6, the quadrature accuracy),
+
+       i.e. the prior puts at least ``level`` of K+ in [lo, hi] with the asked mean. When
+       the shape of step 2 misses the mass, 25 log-spaced shapes over SHAPE_RANGE
+       (refined around the best) give the largest P(lo <= K+ <= hi) any shape reaches with
+       that mean; if it reaches ``level``, the shape returned lies between that of step 2
+       and the largest-mass one and has P(lo <= K+ <= hi) = level (bisection on log
+       shape); if not, the target is infeasible (``feasible`` False) and the prior
+       returned is the one with the largest mass. For a too narrow interval that is a
+       shape at the top of the range, a degenerate optimum: the Gamma then concentrates on
+       the fixed concentration with E[K+] = expected_k.
+
+    ``achieved`` reports E[K+], P(lo <= K+ <= hi), the tails and the equal-tailed interval
+    (which can differ from [lo, hi] by a step even when feasible: one free shape cannot
+    always place both quantiles); ``message`` says in plain words what was asked and
+    what was achieved, and for an infeasible target the narrowest widening of [lo, hi]
+    that the prior returned does satisfy. Input errors (expected_k or the interval out of
+    range, level not in (0, 1)) raise InputError.
     """
     n = _count("n", n)
     lo_k, hi_k = (float(v) for v in interval)
@@ -492,6 +633,7 @@ def calibrate_alpha_gamma_prior(
             f"need 1 <= lo < expected_k < hi <= {m}, got interval {interval!r} "
             f"and expected_k {expected_k!r}"
         )
+    k_lo, k_hi = math.ceil(lo_k - 1e-9), math.floor(hi_k + 1e-9)  # the integers in [lo, hi]
 
     def mixed_mean(a: float, b: float) -> float:
         return float(_gamma_mixture(mean_fn, np.ones(1), a, b, small, tol=1e-10)[0])
@@ -502,16 +644,151 @@ def calibrate_alpha_gamma_prior(
 
         return math.exp(-_solve_log(fun, -math.log(a / fixed), step=1.0))
 
+    cache: dict[float, tuple[float, np.ndarray]] = {}
+
+    def at(log_a: float) -> tuple[float, np.ndarray]:
+        """(rate, pmf of K+) for shape exp(log_a), the rate solved for the mean."""
+        if log_a not in cache:
+            a = math.exp(log_a)
+            b = rate_for(a)
+            cache[log_a] = (b, pmf_fn(a, b))
+        return cache[log_a]
+
+    def mass(log_a: float) -> float:
+        return _interval_masses(at(log_a)[1], k_lo, k_hi)[1]
+
     q_lo, q_hi = (1.0 - level) / 2, (1.0 + level) / 2
 
     def loss(log_a: float) -> float:
-        a = math.exp(log_a)
-        pmf = pmf_fn(a, rate_for(a))
+        pmf = at(log_a)[1]
         err_lo = _interp_quantile(pmf, q_lo) - (lo_k - 0.5)
         return err_lo**2 + (_interp_quantile(pmf, q_hi) - (hi_k - 0.5)) ** 2
 
+    t_min, t_max = (math.log(v) for v in SHAPE_RANGE)
     res = optimize.minimize_scalar(
-        loss, bounds=(math.log(1e-2), math.log(1e4)), method="bounded", options={"xatol": 1e-3}
+        loss, bounds=(t_min, t_max), method="bounded", options={"xatol": 1e-3}
     )
-    shape = math.exp(res.x)
-    return shape, rate_for(shape)
+    t = float(res.x)
+    if mass(t) < level:
+        t = _most_mass_or_boundary(mass, t, t_min, t_max, level)
+    shape = math.exp(t)
+    rate = at(t)[0]
+    prior = _prior_k_mixing(n, mixing, K, None, None, shape, rate)
+    pmf = np.zeros(m)
+    pmf[: len(prior.pmf)] = prior.pmf
+    below, inside, above = _interval_masses(pmf, k_lo, k_hi)
+    achieved = {
+        "expected_k": prior.mean,
+        "interval": [prior.quantile(q_lo), prior.quantile(q_hi)],
+        "mass_in_interval": inside,
+        "mass_below": below,
+        "mass_above": above,
+    }
+    target = {"expected_k": float(expected_k), "interval": [lo_k, hi_k], "level": float(level)}
+    mean_ok = abs(prior.mean - expected_k) <= _MEAN_RTOL * max(1.0, expected_k)
+    mass_ok = inside >= level - _MASS_SLACK
+    name = "alpha" if mixing == "dp" else "gamma"
+    edge = (
+        "top" if t_max - t < 1e-2 else "bottom" if t - t_min < 1e-2 else None
+    )  # shape at an end of SHAPE_RANGE
+    message = _calibration_message(
+        name, n, target, achieved, shape, rate, fixed, edge, mean_ok, mass_ok,
+        _widened(pmf, k_lo, k_hi, level) if not mass_ok else None,
+    )  # fmt: skip
+    return GammaCalibration(
+        shape=shape,
+        rate=rate,
+        concentration=name,
+        n=n,
+        target=target,
+        achieved=achieved,
+        feasible=bool(mean_ok and mass_ok),
+        message=message,
+        prior=prior,
+    )
+
+
+def _most_mass_or_boundary(
+    mass: Callable[[float], float], t0: float, t_min: float, t_max: float, level: float
+) -> float:
+    """log shape: the one nearest t0 with mass = level if any shape reaches level, else
+    the one with the largest mass (25-point log grid over [t_min, t_max], then refined)."""
+    grid = np.linspace(t_min, t_max, _SCAN_POINTS)
+    masses = np.array([mass(float(g)) for g in grid])
+    i = int(np.argmax(masses))
+    ref = optimize.minimize_scalar(
+        lambda u: -mass(u),
+        bounds=(float(grid[max(i - 1, 0)]), float(grid[min(i + 1, len(grid) - 1)])),
+        method="bounded",
+        options={"xatol": 1e-3},
+    )
+    best = max((float(grid[i]), float(ref.x), t0), key=mass)
+    if mass(best) < level:
+        return best
+    bad, good = t0, best  # mass(bad) < level <= mass(good): bisect to the crossing
+    while abs(good - bad) > 1e-6:
+        mid = 0.5 * (bad + good)
+        if mass(mid) >= level:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _calibration_message(
+    name: str,
+    n: int,
+    target: dict[str, Any],
+    achieved: dict[str, Any],
+    shape: float,
+    rate: float,
+    fixed: float,
+    edge: str | None,
+    mean_ok: bool,
+    mass_ok: bool,
+    widened: tuple[int, int, float] | None,
+) -> str:
+    """Plain words: what was asked, what the prior found gives, and (if infeasible) what to do."""
+    lo, hi = target["interval"]
+    e, level = target["expected_k"], target["level"]
+    span = f"[{lo:g}, {hi:g}]"
+    lvl = f"{100 * level:g}%"
+    got = achieved
+    q = f"[{got['interval'][0]}, {got['interval'][1]}]"
+    tails_q = f"{100 * (1 - level) / 2:g}%-{100 * (1 + level) / 2:g}%"
+    found = f"{name} ~ Gamma({shape:.6g}, {rate:.6g})"
+    if edge == "top":
+        found += f" (shape at the top of its range: nearly a fixed {name} = {fixed:.4g})"
+    elif edge == "bottom":
+        found += " (shape at the bottom of its range)"
+    if mean_ok and mass_ok:
+        inside = (
+            got["interval"] != [lo, hi] and lo <= got["interval"][0] <= got["interval"][1] <= hi
+        )
+        return (
+            f"Target met: {found} gives E[K+] = {got['expected_k']:.4g} and puts "
+            f"{_pct(got['mass_in_interval'])} of the prior of K+ in {span} (asked: E[K+] = "
+            f"{e:g}, at least {lvl}) for n = {n}; its {tails_q} quantiles are {q}"
+            + (f", inside {span}: K+ is more concentrated than asked." if inside else ".")
+        )
+    if not mean_ok:
+        return (
+            f"Target not met: the rate solver missed E[K+] = {e:g} for n = {n} ({found} gives "
+            f"E[K+] = {got['expected_k']:.6g}, and {_pct(got['mass_in_interval'])} in {span})."
+        )
+    tails = []
+    if got["mass_below"] > 0.5e-3:
+        tails.append(f"P(K+ < {lo:g}) = {_pct(got['mass_below'])}")
+    if got["mass_above"] > 0.5e-3:
+        tails.append(f"P(K+ > {hi:g}) = {_pct(got['mass_above'])}")
+    advice = "Widen the interval"
+    if widened is not None:
+        wlo, whi, wmass = widened
+        advice += f" (this prior puts {_pct(wmass)} in [{wlo}, {whi}])"
+    return (
+        f"No Gamma prior on {name} (shape {SHAPE_RANGE[0]:g} to {SHAPE_RANGE[1]:g}) puts {lvl} "
+        f"of the prior of K+ in {span} with E[K+] = {e:g} for n = {n}: the closest found, "
+        f"{found}, puts {_pct(got['mass_in_interval'])} there"
+        + (f" ({', '.join(tails)})" if tails else "")
+        + f"; its {tails_q} quantiles are {q}. {advice}, or change expected_k."
+    )

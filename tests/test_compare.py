@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +20,8 @@ from bayesmix.compare import (
     default_spec_paths,
     k_summary,
     load_specs,
+    loo_separation,
+    markdown_tables,
     plain_reading,
     psense_entry,
     total_variation,
@@ -156,6 +159,105 @@ def test_plain_reading_robust_and_prior_dependent():
     assert "every one excludes K+ < 3" in text and "b predicts clearly worse" in text
 
 
+NOT_PROBABILITY = "not the probability that a model is right"
+
+
+def _loo_model(name: str) -> dict:
+    """A model entry with every field the tables and the report read (LOO numbers aside)."""
+    m = _model(name, 3, [3, 4])
+    m["prior_k"] |= {"credible_set_90": [1]}
+    return m | {
+        "description": f"spec {name}",
+        "concentration": {"name": "alpha", "fixed": 1.0, "text": "fixed = 1"},
+        "psense": {"applies": False, "text": "n/a (fixed)", "prior_sensitive": None},
+        "truncation": {"applies": False, "text": "n/a (untruncated)"},
+        "diagnostics": {"max_r_hat": 1.0, "min_ess_bulk": 500.0, "warnings": []},
+        "loo": {"elpd_loo": -150.0, "se": 6.0, "p_loo": 4.0, "n_pareto_k_above_0_7": 0},
+    }
+
+
+def _row(name: str, rank: int, diff: float, dse: float, weight: float) -> dict:
+    return {"name": name, "rank": rank, "elpd_diff": diff, "dse": dse, "weight": weight}
+
+
+def _never_both(text: str) -> None:
+    """A text that says LOO cannot separate models and shows a weight of 1.00 must say
+    what stacking weights are not."""
+    if "cannot separate" in text and "1.00" in text:
+        assert NOT_PROBABILITY in text
+
+
+def test_loo_tie_with_all_weight_on_one_model_is_explained():
+    # |elpd_diff| = 1.5 < 4: LOO cannot separate a and b, yet stacking gives a weight 1
+    ranking = [_row("a", 0, 0.0, 0.0, 1.0), _row("b", 1, -1.5, 1.2, 0.0)]
+    models = [_loo_model("a"), _loo_model("b")]
+    sep = loo_separation(ranking)
+    assert sep["tied"] == ["a", "b"] and not sep["separable"] and sep["weights_decide_nothing"]
+    reading = plain_reading(models, ranking)
+    tables = markdown_tables({"models": models, "ranking": ranking})
+    assert "PSIS-LOO cannot separate the models" in reading
+    assert "stacking weights (a 1.00, b 0.00) do not change this" in reading
+    assert NOT_PROBABILITY in reading and "Yao et al. 2018" in reading
+    assert "| 1.00 (tied) |" in tables and "| 0.00 (tied) |" in tables
+    assert NOT_PROBABILITY in tables and "cannot separate the models" in tables
+    printed = tables + "\n\n" + reading  # what bayesmix compare prints
+    for text in (reading, tables, printed):
+        _never_both(text)
+
+
+def test_loo_clear_winner_and_partial_tie():
+    models = [_loo_model("a"), _loo_model("b"), _loo_model("c")]
+    clear = [_row("a", 0, 0.0, 0.0, 1.0), _row("b", 1, -12.0, 2.0, 0.0)]
+    reading = plain_reading(models[:2], clear)
+    tables = markdown_tables({"models": models[:2], "ranking": clear})
+    assert "PSIS-LOO favours a; b predicts clearly worse." in reading
+    assert "cannot separate" not in reading and "(tied)" not in tables
+    assert NOT_PROBABILITY in tables  # the footnote always says what the weights are
+    # c is clearly worse (20 > 4 and > 2 x 3), b is not (1 < 4): a and b are tied
+    partial = [
+        _row("a", 0, 0.0, 0.0, 0.0),
+        _row("b", 1, -1.0, 1.0, 1.0),
+        _row("c", 2, -20.0, 3.0, 0.0),
+    ]
+    sep = loo_separation(partial)
+    assert sep["tied"] == ["a", "b"] and sep["clearly_worse"] == ["c"] and sep["separable"]
+    reading = plain_reading(models, partial)
+    tables = markdown_tables({"models": models, "ranking": partial})
+    assert "PSIS-LOO favours a; c predicts clearly worse, but it cannot separate b from a" in (
+        reading
+    )
+    assert "(a 0.00, b 1.00)" in reading and NOT_PROBABILITY in reading
+    assert "| 1.00 (tied) |" in tables and "| 0.00 |" in tables  # c is not tied
+    for text in (reading, tables):
+        _never_both(text)
+
+
+def test_compare_report_names_no_best_when_loo_cannot_separate(tmp_path):
+    from bayesmix.io import write_json
+    from bayesmix.report import render_compare_report
+
+    ranking = [_row("a", 0, 0.0, 0.0, 1.0), _row("b", 1, -0.4, 0.9, 0.0)]
+    models = [_loo_model("a"), _loo_model("b")]
+    result = {
+        "schema": "bayesmix.compare/1",
+        "data": {"n_obs": 60, "n_features": 1, "columns": ["x"], "source": "x.csv"},
+        "models": models,
+        "ranking": ranking,
+        "reading": plain_reading(models, ranking),
+        "warnings": [],
+        "figures": {"prior_vs_posterior_k": "prior_vs_posterior_k.png"},  # not written
+    }
+    write_json(tmp_path / "compare.json", result)
+    html_path, md_path = render_compare_report(tmp_path, fits=False, classical=False)
+    html, md = html_path.read_text(), md_path.read_text()
+    for text in (html, md):
+        assert "1.00 (tied)" in text and NOT_PROBABILITY in text
+        _never_both(text)
+    assert '<div class="label">Best by PSIS-LOO</div><div class="value">none</div>' in html
+    assert "PSIS-LOO cannot separate the models" in html
+    assert "Figure prior_vs_posterior_k.png is missing" in md  # a note, not a crash
+
+
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
@@ -211,13 +313,28 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert len(res["data"]["sha256"]) == 64 and res["data"]["n_obs"] == 80
     assert "arviz" in res["versions"] and set(res["specs"]) == {"dp", "sparse_finite"}
     models = {m["name"]: m for m in res["models"]}
-    for m in models.values():
+    trees = {name: xr.load_datatree(out / "fits" / name / "posterior.nc") for name in models}
+    for name, m in models.items():
         assert np.isfinite(m["loo"]["elpd_loo"]) and m["loo"]["se"] > 0
-        assert m["loo"]["n_pareto_k_above_0_7"] >= 0
+        # PSIS-LOO recomputed from the saved pointwise log-likelihood
+        elpd = az.loo(trees[name], var_name="x")
+        k = np.asarray(elpd.pareto_k, dtype=float).ravel()
+        assert m["loo"]["n_pareto_k_above_0_7"] == int(np.sum(k > 0.7))
+        assert m["loo"]["max_pareto_k"] == pytest.approx(float(np.nanmax(k)), abs=1e-12)
+        assert m["loo"]["elpd_loo"] == pytest.approx(float(elpd.elpd), abs=1e-9)
         assert m["posterior_k"]["mode"] == 2
         assert abs(sum(m["prior_k"]["pmf"].values()) - 1) < 1e-9
     dp, sparse = models["dp"], models["sparse_finite"]
-    assert dp["psense"]["applies"] and dp["psense"]["quantities"]["K+"]["prior"] >= 0
+    # psense recomputed from the saved fit: K+ per draw, alpha's log prior, pointwise loglik
+    t = trees["dp"]
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"kplus": t["allocations"]["n_clusters"].astype(float)}),
+        "log_prior": xr.Dataset({"alpha": t["log_prior"]["alpha"]}),
+        "log_likelihood": xr.Dataset({"x": t["log_likelihood"]["x"]}),
+    })  # fmt: skip
+    direct = float(az.psense(tree, group="prior")["kplus"].values)
+    assert dp["psense"]["applies"]
+    assert dp["psense"]["quantities"]["K+"]["prior"] == pytest.approx(direct, abs=1e-12)
     assert sparse["psense"]["text"] == "n/a (fixed)"
     assert dp["concentration"]["posterior"]["mean"] > 0
     assert sparse["concentration"]["text"] == "fixed = 0.01"

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -110,6 +109,7 @@ def test_expected_k_round_trip_fixed(capsys):
     assert d["mean"] == pytest.approx(4.0, abs=1e-8)
     again = run_json(capsys, "--n", "82", "--alpha", repr(alpha))
     assert again["mean"] == pytest.approx(4.0, abs=1e-8)
+    assert d["calibration"]["feasible"] is True and d["calibration"]["target"]["interval"] is None
     fin = run_json(capsys, "--n", "82", "--finite", "10", "--expected-k", "3")
     assert fin["mean"] == pytest.approx(3.0, abs=1e-8) and "gamma" in fin["calibration"]
     code, out, _ = run(capsys, "--n", "82", "--expected-k", "4")
@@ -127,10 +127,57 @@ def test_expected_k_with_interval_gamma_prior(capsys):
     assert again["mean"] == pytest.approx(4.0, abs=1e-6)
     lo, hi = again["interval_90"]
     assert 1 <= lo <= 3 and 7 <= hi <= 9
+    assert d["calibration"]["feasible"] is True and _pmf_mass(again, 2, 8) >= 0.9
 
 
-def test_large_n_is_fast(capsys):
-    t0 = time.perf_counter()
+def test_large_n_mean(capsys):
     d = run_json(capsys, "--n", "10000", "--alpha", "1")
-    assert time.perf_counter() - t0 < 5.0
     assert d["mean"] == pytest.approx(float(np.sum(1.0 / (1.0 + np.arange(10000)))))
+
+
+def _pmf_mass(d: dict, lo: int, hi: int) -> float:
+    return sum(p for k, p in d["pmf"].items() if lo <= int(k) <= hi)
+
+
+def test_infeasible_interval_is_reported(capsys):
+    # E[K+] = 3 with 90% of K+ in [2, 5] for n = 155 cannot be had (tests/test_priors.py)
+    args = ("--n", "155", "--expected-k", "3", "--interval", "2", "5")
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0
+    d = json.loads(out)
+    cal = d["calibration"]
+    assert cal["feasible"] is False
+    assert cal["target"] == {
+        "expected_k": 3.0,
+        "interval": [2.0, 5.0],
+        "level": 0.9,
+        "mixing": "dp",
+        "K": None,
+    }
+    got = cal["achieved"]
+    assert got["interval"] == d["interval_90"]  # the 5%-95% quantiles of the pmf printed
+    assert got["mass_in_interval"] == pytest.approx(_pmf_mass(d, 2, 5), abs=1e-12)
+    assert got["mass_in_interval"] < 0.9
+    assert got["expected_k"] == pytest.approx(3.0, abs=1e-6)
+    assert cal["message"].startswith("No Gamma prior on alpha")
+    assert f"puts {100 * got['mass_in_interval']:.1f}% there" in cal["message"]
+    assert err.startswith("warning: target not feasible") and cal["message"] in err
+    code, out, err = run(capsys, *args)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"warning: target not feasible. {cal['message']}"
+    assert lines[1].startswith("Closest found (DP, N = 155) for E[K+] = 3, 90% interval [2, 5]")
+    assert f"P(2 <= K+ <= 5) = {100 * got['mass_in_interval']:.1f}%" in out
+
+
+def test_feasible_interval_is_reported(capsys):
+    d = run_json(capsys, "--n", "155", "--expected-k", "5", "--interval", "2", "10")
+    cal = d["calibration"]
+    assert cal["feasible"] is True and cal["message"].startswith("Target met")
+    assert cal["achieved"]["interval"] == [2, 10] == d["interval_90"]
+    assert cal["achieved"]["expected_k"] == pytest.approx(5.0, abs=1e-6)
+    assert d["mean"] == pytest.approx(5.0, abs=1e-6)
+    assert _pmf_mass(d, 2, 10) >= 0.9
+    code, out, err = run(capsys, "--n", "155", "--expected-k", "5", "--interval", "2", "10")
+    assert code == 0 and "warning" not in out + err
+    assert out.startswith("Calibrated (DP, N = 155) for E[K+] = 5, 90% interval [2, 10]:")

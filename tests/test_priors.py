@@ -24,7 +24,7 @@ from bayesmix.priors import (
     prior_k,
     prior_k_from_spec,
 )
-from bayesmix.spec import GammaPrior, MixingSpec, ModelSpec
+from bayesmix.spec import MODELS_DIR, GammaPrior, MixingSpec, ModelSpec, load_spec
 
 R = 20_000  # Monte Carlo draws
 
@@ -334,10 +334,40 @@ def test_prior_k_from_spec():
     np.testing.assert_allclose(result.pmf, finite_k_pmf(82, 10, 0.01), atol=0)
 
 
+def test_prior_k_takes_a_model_name_path_or_spec():
+    # models/sparse_finite.toml: finite, K = 10, gamma = 0.01
+    sparse = prior_k(155, "sparse_finite")
+    np.testing.assert_array_equal(sparse.pmf, finite_k_pmf(155, 10, 0.01))
+    assert sparse.description == "finite(K=10, gamma=0.01), N=155"
+    # models/dp.toml: alpha ~ Gamma(1, 1); "dp" alone is the model, as --model dp
+    expected = dp_gamma_k_pmf(82, 1.0, 1.0)
+    for source in ("dp", MODELS_DIR / "dp.toml", str(MODELS_DIR / "dp.toml"), load_spec("dp")):
+        np.testing.assert_array_equal(prior_k(82, source).pmf, expected)
+    # with a concentration, "dp" / "finite" are the mixing types (README usage)
+    np.testing.assert_array_equal(prior_k(82, "dp", alpha=1.0).pmf, dp_k_pmf(82, 1.0))
+    np.testing.assert_array_equal(
+        prior_k(82, "finite", K=10, gamma=1.0).pmf, finite_k_pmf(82, 10, 1.0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "kwargs", "message"),
+    [
+        ("sparse_finite", {"K": 5}, "sets its own mixing"),
+        ("sparse_finite", {"gamma": 1.0}, "sets its own mixing"),
+        ("nonsense", {}, "unknown model 'nonsense'"),
+        (3.0, {}, "mixing must be"),
+    ],
+)
+def test_prior_k_model_source_errors(source, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        prior_k(10, source, **kwargs)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"mixing": "dp"},
+        {"mixing": "finite", "K": 5},
         {"mixing": "dp", "alpha": 1.0, "shape": 1.0, "rate": 1.0},
         {"mixing": "dp", "shape": 1.0},
         {"mixing": "dp", "gamma": 1.0},
@@ -375,20 +405,74 @@ def test_calibrate_gamma_fixed_round_trip():
     assert calibrate_gamma_fixed(10, 10, 6.4) > 10
 
 
+def _mass(pmf: np.ndarray, lo: int, hi: int) -> float:
+    """P(lo <= K+ <= hi) for a pmf over k = 1..len(pmf)."""
+    return float(np.sum(pmf[lo - 1 : hi]))
+
+
 def test_calibrate_gamma_prior_dp():
-    shape, rate = calibrate_alpha_gamma_prior(82, 5, interval=(2, 9), level=0.9)
-    result = prior_k(82, "dp", shape=shape, rate=rate)
-    assert abs(result.mean - 5) < 0.05
+    cal = calibrate_alpha_gamma_prior(82, 5, interval=(2, 9), level=0.9)
+    result = prior_k(82, "dp", shape=cal.shape, rate=cal.rate)
+    assert abs(result.mean - 5) < 1e-6
     assert result.quantile(0.05) == 2 and result.quantile(0.95) == 9
+    assert cal.feasible and cal.achieved["interval"] == [2, 9]
+    assert _mass(result.pmf, 2, 9) >= 0.9
+    assert cal.achieved["mass_in_interval"] == pytest.approx(_mass(result.pmf, 2, 9), abs=1e-12)
+    assert cal.message.startswith("Target met")
 
 
 def test_calibrate_gamma_prior_finite():
-    shape, rate = calibrate_alpha_gamma_prior(82, 3, interval=(1, 6), mixing="finite", K=10)
-    result = prior_k(82, "finite", K=10, shape=shape, rate=rate)
-    assert abs(result.mean - 3) < 0.05
+    cal = calibrate_alpha_gamma_prior(82, 3, interval=(1, 6), mixing="finite", K=10)
+    result = prior_k(82, "finite", K=10, shape=cal.shape, rate=cal.rate)
+    assert abs(result.mean - 3) < 1e-6
     assert result.quantile(0.05) == 1 and result.quantile(0.95) == 6
+    assert cal.feasible and _mass(result.pmf, 1, 6) >= 0.9
     with pytest.raises(ValueError):
         calibrate_alpha_gamma_prior(82, 3, interval=(4, 6), mixing="finite", K=10)
+
+
+def test_calibrate_gamma_prior_infeasible_target_is_reported():
+    # E[K+] = 3 with 90% in [2, 5] for n = 155: even the fixed alpha with E[K+] = 3 (the
+    # limit of a Gamma prior whose shape grows) has P(K+ = 1) > 0.1, so < 90% in [2, 5]
+    limit = dp_k_pmf(155, calibrate_alpha(155, 3.0))
+    assert limit[0] > 0.1 and _mass(limit, 2, 5) < 0.9
+    cal = calibrate_alpha_gamma_prior(155, 3, interval=(2, 5), level=0.9)
+    result = prior_k(155, "dp", shape=cal.shape, rate=cal.rate)
+    assert cal.feasible is False
+    assert cal.target == {"expected_k": 3.0, "interval": [2.0, 5.0], "level": 0.9}
+    mass = _mass(result.pmf, 2, 5)
+    assert mass < 0.9 and cal.achieved["mass_in_interval"] == pytest.approx(mass, abs=1e-12)
+    assert cal.achieved["expected_k"] == pytest.approx(3.0, abs=1e-6)
+    assert cal.achieved["interval"] == [result.quantile(0.05), result.quantile(0.95)]
+    assert cal.achieved["mass_below"] == pytest.approx(result.pmf[0], abs=1e-12)
+    msg = cal.message
+    assert msg.startswith("No Gamma prior on alpha") and "in [2, 5] with E[K+] = 3" in msg
+    assert f"puts {100 * mass:.1f}% there" in msg and "shape at the top of its range" in msg
+    # the widening it suggests holds >= 90% under the prior returned
+    assert "Widen the interval (this prior puts" in msg and "in [1, 5])" in msg
+    assert _mass(result.pmf, 1, 5) >= 0.9 and _mass(result.pmf, 1, 4) < 0.9
+    assert _mass(result.pmf, 2, 6) < 0.9
+    assert cal.to_dict()["feasible"] is False and json.dumps(cal.to_dict())
+
+
+def test_calibrate_gamma_prior_finite_infeasible():
+    limit = finite_k_pmf(82, 10, calibrate_gamma_fixed(82, 10, 3.0))
+    assert _mass(limit, 2, 4) < 0.9
+    cal = calibrate_alpha_gamma_prior(82, 3, interval=(2, 4), mixing="finite", K=10)
+    result = prior_k(82, "finite", K=10, shape=cal.shape, rate=cal.rate)
+    assert not cal.feasible and _mass(result.pmf, 2, 4) < 0.9
+    assert cal.message.startswith("No Gamma prior on gamma")
+
+
+def test_calibrate_gamma_prior_keeps_the_mass_when_the_quantile_fit_loses_it():
+    # n = 200, E[K+] = 6, [3, 12]: the best fit of both quantiles puts < 90% in [3, 12],
+    # a more concentrated Gamma prior (the fixed alpha puts > 90% there) meets the target
+    assert _mass(dp_k_pmf(200, calibrate_alpha(200, 6.0)), 3, 12) > 0.9
+    cal = calibrate_alpha_gamma_prior(200, 6, interval=(3, 12))
+    result = prior_k(200, "dp", shape=cal.shape, rate=cal.rate)
+    assert cal.feasible
+    assert result.mean == pytest.approx(6.0, abs=1e-6)
+    assert _mass(result.pmf, 3, 12) >= 0.9 - 1e-6
 
 
 # --------------------------------------------------------------------------

@@ -55,7 +55,8 @@ def _k_cell(k: dict | None) -> dict:
     }
 
 
-def _model_row(m: dict, rank: dict, link: str | None) -> dict:
+def _model_row(m: dict, rank: dict, link: str | None, tied: set[str]) -> dict:
+    """One model's cells; ``tied``: models whose stacking weight is marked "(tied)"."""
     diag = m.get("diagnostics") or {}
     loo = m.get("loo") or {}
     ps = m.get("psense") or {}
@@ -84,6 +85,7 @@ def _model_row(m: dict, rank: dict, link: str | None) -> dict:
         "elpd_diff": r.get("elpd_diff"),
         "dse": r.get("dse"),
         "weight": r.get("weight"),
+        "tied": m.get("name") in tied,
         "link": link,
         "psense_quantities": [
             {
@@ -97,10 +99,25 @@ def _model_row(m: dict, rank: dict, link: str | None) -> dict:
     }
 
 
-def _key_numbers(result: dict, rows: list[dict]) -> list[dict]:
+def _best_by_loo(sep: dict) -> dict:
+    """The "Best by PSIS-LOO" box, which names no best when LOO cannot separate the models."""
+    if sep["best"] is None:
+        return {"label": "Best by PSIS-LOO", "value": "–", "note": "no LOO ranking"}
+    if len(sep["tied"]) > 1 and not sep["separable"]:
+        return {
+            "label": "Best by PSIS-LOO",
+            "value": "none",
+            "note": "PSIS-LOO cannot separate the models",
+        }
+    if len(sep["tied"]) > 1:
+        others = ", ".join(sep["tied"][1:])
+        return {"label": "Best by PSIS-LOO", "value": sep["best"], "note": f"tied with {others}"}
+    return {"label": "Best by PSIS-LOO", "value": sep["best"], "note": "see the LOO table"}
+
+
+def _key_numbers(result: dict, rows: list[dict], sep: dict) -> list[dict]:
     d = result.get("data") or {}
     modes = sorted({r["posterior"]["mode"] for r in rows if r["posterior"]["mode"] is not None})
-    best = (result.get("ranking") or [{}])[0].get("name", "–")
     n_sens = sum(r["sensitive"] for r in rows)
     agree = len(modes) == 1
     return [
@@ -111,7 +128,7 @@ def _key_numbers(result: dict, rows: list[dict]) -> list[dict]:
             "note": "same under every prior" if agree else "depends on the prior",
             "status": "green" if agree else "amber",
         },
-        {"label": "Best by PSIS-LOO", "value": best, "note": "see the LOO table"},
+        _best_by_loo(sep),
         {
             "label": "Prior-sensitive",
             "value": str(n_sens),
@@ -128,12 +145,17 @@ def _key_numbers(result: dict, rows: list[dict]) -> list[dict]:
 
 def build_compare_context(compare_dir: Path, fits: bool = True, classical: bool = True) -> dict:
     """Everything the compare templates render."""
+    from bayesmix.compare import loo_separation, weights_footnote
+
     path = compare_dir / "compare.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found (is this a bayesmix compare directory?)")
     result = json.loads(path.read_text(encoding="utf-8"))
     notes: list[str] = []
-    rank = {r.get("name"): r for r in result.get("ranking") or []}
+    ranking = [r for r in result.get("ranking") or [] if r.get("name") is not None]
+    rank = {r["name"]: r for r in ranking}
+    sep = loo_separation(ranking)  # the same rule as the reading and compare.md
+    tied = set(sep["tied"]) if sep["weights_decide_nothing"] and len(sep["tied"]) > 1 else set()
     rows = []
     for m in result.get("models") or []:
         fdir = _fit_dir(compare_dir, m)
@@ -151,7 +173,7 @@ def build_compare_context(compare_dir: Path, fits: bool = True, classical: bool 
                 if fdir.is_relative_to(compare_dir)
                 else None
             )
-        rows.append(_model_row(m, rank, link))
+        rows.append(_model_row(m, rank, link, tied))
     by_rank = sorted(
         rows, key=lambda r: (r["rank"] is None, r["rank"] if r["rank"] is not None else 0)
     )
@@ -169,11 +191,12 @@ def build_compare_context(compare_dir: Path, fits: bool = True, classical: bool 
         "n_obs": d.get("n_obs"),
         "sha256": d.get("sha256", ""),
         "reading": result.get("reading", ""),
-        "key_numbers": _key_numbers(result, rows),
+        "key_numbers": _key_numbers(result, rows, sep),
+        "weights_note": weights_footnote(sep),
         "rows": rows,
         "by_rank": by_rank,
         "warnings": result.get("warnings") or [],
-        "figs": figs.items,
+        "figs": dict.fromkeys(CAPTIONS) | figs.items,  # a missing figure renders as none
         "notes": notes,
         "reproduce": {
             "command": result.get("command") or "",
