@@ -26,7 +26,6 @@ demo: install
 	$(VENV)/bin/bayesmix demo
 
 test: install
-	bash scripts/ensure_chromium.sh || true
 	$(VPY) -m pytest -q -m "not slow"
 
 test-all: install

@@ -92,7 +92,36 @@ def test_expected_losses_match_draw_averages():
     exact = np.mean([vi_distance(c, r) for r in z])
     assert expected_vi(c, z) == pytest.approx(exact)
     assert expected_vi_lb(c, p) <= exact + 1e-12
-    assert 0.0 <= expected_vi(c, z, max_draws=20, seed=0)
+    # a subsample: the mean over the 20 draws it picks (sorted, fixed seed), VI by entropies
+    rows = np.sort(np.random.default_rng(0).choice(len(z), 20, replace=False))
+    want = np.mean([_vi_by_entropies(c, z[r]) for r in rows])
+    assert expected_vi(c, z, max_draws=20, seed=0) == pytest.approx(want, rel=1e-12)
+
+
+def _vi_by_entropies(a, b) -> float:
+    """VI = H(a) + H(b) - 2 I(a; b) = 2 H(a, b) - H(a) - H(b) in bits, from label counts."""
+
+    def h(labels):
+        _, counts = np.unique(labels, axis=0, return_counts=True)
+        q = counts / counts.sum()
+        return float(-np.sum(q * np.log2(q)))
+
+    a, b = np.asarray(a), np.asarray(b)
+    return 2 * h(np.column_stack([a, b])) - h(a) - h(b)
+
+
+def test_expected_vi_hand_case_and_subsample():
+    c = (0, 0, 1, 1)
+    # VI to c from HAND: 1 (one block), 2 (crossed), 0 (relabelled), (3/4) log2 3
+    z = np.array([(0, 0, 0, 0), (0, 1, 0, 1), (5, 5, 7, 7), (0, 0, 0, 1)])
+    vis = np.array([1.0, 2.0, 0.0, 0.75 * math.log2(3)])
+    np.testing.assert_allclose([_vi_by_entropies(c, r) for r in z], vis, atol=1e-12)
+    assert expected_vi(c, z) == pytest.approx(vis.mean(), abs=1e-12)
+    assert expected_vi(c, z, max_draws=4) == pytest.approx(vis.mean(), abs=1e-12)
+    for seed in range(3):
+        rows = np.sort(np.random.default_rng(seed).choice(4, 2, replace=False))
+        got = expected_vi(c, z, max_draws=2, seed=seed)
+        assert got == pytest.approx(vis[rows].mean(), abs=1e-12), (seed, rows, got)
 
 
 def test_membership_certainty():
