@@ -1,7 +1,9 @@
 """What classical model selection says: EM (scikit-learn GaussianMixture) with BIC and AIC.
 
-``em_selection`` returns plain numbers; ``cached_em_selection`` stores them as classical.json
-in the fit directory, keyed by the data hash and the settings, so re-rendering is quick.
+``em_selection`` fits K = 1..k_max components for each covariance family (full, diag,
+spherical, as mclust's VVV, VVI, VII) and returns plain numbers; the family check of the fit
+(``bayesmix.posterior.kernel_check``) and the report's "What classical methods say" both read
+them. ``cached_em_selection`` stores them as classical.json in a fit directory.
 """
 
 from __future__ import annotations
@@ -14,19 +16,59 @@ import numpy as np
 
 from bayesmix.io import write_json
 
-SCHEMA = "bayesmix.classical/1"
+SCHEMA = "bayesmix.classical/2"
 CACHE_NAME = "classical.json"
+FAMILIES = ("full", "diag", "spherical")
 
 
-def em_selection(x: np.ndarray, k_max: int = 10, random_state: int = 0, n_init: int = 3) -> dict:
-    """Fit full-covariance Gaussian mixtures by EM for K = 1..k_max; BIC and AIC of each.
+def families_for(d: int) -> tuple[str, ...]:
+    """Covariance families worth comparing: all three for D >= 2; in 1-D they coincide."""
+    return FAMILIES if d >= 2 else ("full",)
 
-    The data are standardised for numerical stability; log-likelihood, BIC and AIC are
-    reported in the data's own units (the Jacobian only shifts every K alike).
-    """
-    from sklearn import __version__ as sk_version
+
+def _em_family(xs: np.ndarray, jac: float, family: str, k_max: int, random_state: int, n_init: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
+
+    n = xs.shape[0]
+    out = {"k": [], "loglik": [], "n_params": [], "bic": [], "aic": [], "converged": []}
+    for k in range(1, min(k_max, n) + 1):
+        gm = GaussianMixture(
+            n_components=k, covariance_type=family, n_init=n_init, random_state=random_state
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm.fit(xs)
+        ll = float(gm.score(xs)) * n - jac
+        p = int(gm._n_parameters())
+        out["k"].append(k)
+        out["loglik"].append(ll)
+        out["n_params"].append(p)
+        out["bic"].append(float(-2 * ll + p * np.log(n)))
+        out["aic"].append(float(-2 * ll + 2 * p))
+        out["converged"].append(bool(gm.converged_))
+    out["best_bic"] = int(out["k"][int(np.argmin(out["bic"]))])
+    out["best_aic"] = int(out["k"][int(np.argmin(out["aic"]))])
+    return out
+
+
+def em_selection(
+    x: np.ndarray,
+    k_max: int = 10,
+    random_state: int = 0,
+    n_init: int = 3,
+    families: tuple[str, ...] | None = None,
+    fitted: str = "full",
+) -> dict:
+    """EM fits for K = 1..k_max in each covariance family; BIC = -2 log L + p log n and
+    AIC = -2 log L + 2 p of each.
+
+    The data are standardised for numerical stability; log-likelihood, BIC and AIC are
+    reported in the data's own units (the Jacobian only shifts every fit alike). The top-level
+    ``k``, ``bic``, ``aic``, ``best_bic``, ``best_aic`` are those of the ``fitted`` family (the
+    Bayesian model's); ``families`` holds every family's.
+    """
+    from sklearn import __version__ as sk_version
 
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
@@ -36,39 +78,29 @@ def em_selection(x: np.ndarray, k_max: int = 10, random_state: int = 0, n_init: 
     scale[~(scale > 0)] = 1.0
     xs = (x - x.mean(axis=0)) / scale
     jac = float(np.log(scale).sum()) * n
-    ks, bic, aic, loglik, n_params, converged = [], [], [], [], [], []
-    for k in range(1, min(k_max, n) + 1):
-        gm = GaussianMixture(
-            n_components=k, covariance_type="full", n_init=n_init, random_state=random_state
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gm.fit(xs)
-        ll = float(gm.score(xs)) * n - jac
-        p = int(gm._n_parameters())
-        ks.append(k)
-        loglik.append(ll)
-        n_params.append(p)
-        bic.append(-2 * ll + p * np.log(n))
-        aic.append(-2 * ll + 2 * p)
-        converged.append(bool(gm.converged_))
+    fams = families or families_for(d)
+    fitted = fitted if fitted in fams else fams[0]
+    per = {f: _em_family(xs, jac, f, k_max, random_state, n_init) for f in fams}
     return {
         "schema": SCHEMA,
-        "method": "EM, scikit-learn GaussianMixture, full covariance",
-        "settings": settings(k_max, random_state, n_init) | {"sklearn": sk_version},
-        "k": ks,
-        "loglik": loglik,
-        "n_params": n_params,
-        "bic": [float(v) for v in bic],
-        "aic": [float(v) for v in aic],
-        "converged": converged,
-        "best_bic": int(ks[int(np.argmin(bic))]),
-        "best_aic": int(ks[int(np.argmin(aic))]),
+        "method": f"EM, scikit-learn GaussianMixture ({', '.join(fams)} covariances)",
+        "settings": settings(k_max, random_state, n_init, fams) | {"sklearn": sk_version},
+        "fitted_family": fitted,
+        "families": per,
+        **{key: per[fitted][key] for key in ("k", "loglik", "n_params", "bic", "aic")},
+        "converged": per[fitted]["converged"],
+        "best_bic": per[fitted]["best_bic"],
+        "best_aic": per[fitted]["best_aic"],
     }
 
 
-def settings(k_max: int, random_state: int, n_init: int) -> dict:
-    return {"k_max": k_max, "random_state": random_state, "n_init": n_init}
+def settings(k_max: int, random_state: int, n_init: int, families: tuple[str, ...]) -> dict:
+    return {
+        "k_max": k_max,
+        "random_state": random_state,
+        "n_init": n_init,
+        "families": list(families),
+    }
 
 
 def cached_em_selection(
@@ -78,11 +110,14 @@ def cached_em_selection(
     k_max: int = 10,
     random_state: int = 0,
     n_init: int = 3,
+    fitted: str = "full",
 ) -> dict:
     """``em_selection`` read from fit_dir/classical.json when the data hash and settings match,
     otherwise computed and written there (atomically)."""
     path = Path(fit_dir) / CACHE_NAME
-    wanted = settings(k_max, random_state, n_init)
+    x = np.asarray(x, dtype=float)
+    fams = families_for(x.shape[1] if x.ndim == 2 else 1)
+    wanted = settings(k_max, random_state, n_init, fams)
     if path.exists():
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
@@ -91,7 +126,8 @@ def cached_em_selection(
                 return cached
         except (ValueError, OSError):
             pass
-    result = em_selection(x, k_max, random_state, n_init) | {"data_sha256": data_sha256}
+    result = em_selection(x, k_max, random_state, n_init, fams, fitted)
+    result["data_sha256"] = data_sha256
     try:
         write_json(path, result)
     except OSError:  # a read-only fit directory still gets its report numbers

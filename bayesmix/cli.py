@@ -8,10 +8,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from bayesmix import format as F
 from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs
 from bayesmix.errors import InputError
 
 EXIT_USAGE = 2
+MAX_PRINTED_FEATURES = 4  # cluster means on the terminal up to this many features
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -24,11 +26,18 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     add_engine_options(p)
 
 
+def _version() -> str:
+    from bayesmix import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayesmix",
         description="Bayesian Gaussian mixtures: how many groups are in the data, and how sure are we?",
     )
+    parser.add_argument("--version", action="version", version=f"bayesmix {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -72,77 +81,113 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_summary(summary: dict, out: Path) -> None:
+def _print_summary(summary: dict, total_s: float | None = None) -> None:
+    from bayesmix.posterior.diagnostics import headline
     from bayesmix.posterior.summary import answer_sentence
 
     nc = summary["n_clusters"]
+    n_warn = len(summary["diagnostics"]["warnings"])
     print()
     print(answer_sentence(summary))
+    if n_warn:
+        s = "" if n_warn == 1 else "s"
+        print(f"  but {n_warn} warning{s} below: read them before trusting this answer")
     print()
-    print("  K+   P(K+ | data)")
+    print("  K+   P(K+ | data)  MCSE")
     for k, p in nc["pmf"].items():
+        if p < 5e-4:
+            continue
         bar = "#" * int(round(40 * p))
-        print(f"  {k:>3}  {p:6.3f}  {bar}")
+        se = (nc.get("mcse") or {}).get(k)
+        se_text = "     " if se is None else f"{se:.3f}"
+        print(f"  {k:>3}  {p:6.3f}       {se_text}  {bar}")
     c = summary.get("concentration")
     if c:
         lo, hi = c["interval_90"]
-        print(f"\n  {c['name']}: mean {c['mean']:.3g}, 90% interval [{lo:.3g}, {hi:.3g}]")
+        print(f"\n  {c['name']}: mean {F.estimate(c['mean'], lo, hi)} (90% interval)")
+    _print_counts(summary)
     _print_clusters(summary)
     d = summary["diagnostics"]
     div = "-" if d["divergences"] is None else d["divergences"]
-    print(
-        f"  engine {summary['engine']}; max R-hat {d['max_r_hat']:.3f}, "
-        f"min ESS bulk {d['min_ess_bulk']:.0f}, divergences {div}; "
-        f"{summary['timing']['total_s']:.1f} s"
-    )
+    label = summary.get("engine_label") or summary["engine"]
+    took = "" if total_s is None else f"; {total_s:.1f} s"
+    print(f"\n  engine {label}; {headline(d)}, divergences {div}{took}")
     for w in d["warnings"]:
         print(f"  warning: {w}")
-    print(f"\n  wrote {out}/report.html, report.md, summary.json, posterior.nc, assignments.csv")
+
+
+def _print_counts(summary: dict) -> None:
+    """The reconciled table of counts, one line each with what it answers."""
+    rows = summary.get("counts")
+    if not rows:
+        return
+    print("\n  How many groups? Each count answers its own question:")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        detail = f"  ({r['detail']})" if r["detail"] else ""
+        print(f"    {r['name']:<{width}}  {r['value']:>6}{detail}")
+        if r["meaning"]:
+            print(f"    {'':<{width}}          {r['meaning']}")
 
 
 def _print_clusters(summary: dict) -> None:
-    """The relabelled clusters occupied in most draws: weight and means with 90% intervals."""
-    real = [c for c in summary.get("clusters", []) if not c["empty_mostly"]]
-    if not real:
+    """The identified clusters: weight, size and means with 90% intervals, in data units."""
+    clusters = summary.get("clusters") or []
+    ident = summary.get("identified")
+    if not clusters or not ident:
         return
     cols = summary["data"]["columns"]
-    print(f"\n  {len(real)} clusters occupied in most draws (relabelled; mean [90% interval]):")
-    for j, c in enumerate(real, 1):
-        wt = c["weight"]
+    print(
+        f"\n  {ident['k']} clusters, from the {ident['draws_with_k']:,} draws "
+        f"({100 * ident['share']:.0f}%) with K+ = {ident['k']}, relabelled "
+        f"({ident['relabelling']}); mean [90% interval]:"
+    )
+    for j, c in enumerate(clusters, 1):
+        wt, size = c["weight"], c["size"]
         means = ", ".join(
-            f"{name} {m:.4g} [{lo:.4g}, {hi:.4g}]"
+            f"{name} {F.estimate(m, lo, hi)}"
             for name, m, lo, hi in zip(
                 cols, c["mu"]["mean"], c["mu"]["lower"], c["mu"]["upper"], strict=True
             )
         )
-        print(f"  {j:>3}  weight {wt['mean']:.3f} [{wt['lower']:.3f}, {wt['upper']:.3f}]  {means}")
-    part = summary.get("partition")
-    if part:
+        if len(cols) > MAX_PRINTED_FEATURES:
+            means = f"means of the {len(cols)} features: see report.md"
         print(
-            f"  point partition (SALSO, VI): {part['n_clusters']} clusters; "
-            f"{part['n_uncertain_below_0.8']} observations assigned with certainty < 0.8"
+            f"  {j:>3}  weight {F.estimate(wt['mean'], wt['lower'], wt['upper'])}  "
+            f"size {F.count_estimate(size['mean'], size['lower'], size['upper'])}  {means}"
+        )
+    mem = summary.get("membership")
+    if mem:
+        print(
+            f"  membership: {mem['n_below']} of {mem['n']} observations have "
+            f"P(in their cluster) < {mem['threshold']:g} (assignments.csv: cluster, probability)"
         )
 
 
 def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dropna=False) -> None:
     from bayesmix.fit import fit
-    from bayesmix.report import render_fit_report
+    from bayesmix.io import check_output_dir
 
+    check_output_dir(out)  # before any work: one line and exit 2, nothing fitted
     command = "bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = fit(
-        data,
-        args.model,
-        **engine_kwargs(args),
-        columns=columns,
-        dropna=dropna,
-        progress=not args.quiet,
-        command=command,
-    )
+    try:
+        result = fit(
+            data,
+            args.model,
+            **engine_kwargs(args),
+            columns=columns,
+            dropna=dropna,
+            progress=not args.quiet,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        kept = f"the previous outputs in {out} are unchanged" if out.exists() else ""
+        raise KeyboardInterrupt(kept or "nothing was written") from None
     for note in result.data.notes:
         print(f"note: {note}", file=sys.stderr)
-    result.save(out)
-    render_fit_report(out)
-    _print_summary(result.summary, out)
+    result.save(out, report=True)
+    _print_summary(result.summary, (result.run or {}).get("timing", {}).get("total_s"))
+    print(f"\n  wrote {out}/report.html, report.md, summary.json, posterior.nc, assignments.csv")
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -160,16 +205,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from bayesmix.io import StagedDir
     from bayesmix.report import render_compare_report, render_fit_report
 
     d = Path(args.dir)
     if (d / "compare.json").is_file():
-        html, md = render_compare_report(d)
+        render = render_compare_report
     elif (d / "summary.json").is_file():
-        html, md = render_fit_report(d)
+        render = render_fit_report
     else:
         raise InputError(f"{d}: no summary.json (fit) or compare.json (compare) found")
-    print(f"wrote {html} and {md}")
+    # the new report files are made beside the old ones and swapped in together
+    with StagedDir(d) as stage:
+        stage.seed_from_target(skip=("report.html", "report.md", "figures"))
+        render(stage.path)
+    print(f"wrote {d / 'report.html'} and {d / 'report.md'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,12 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
     except InputError as exc:
         print(f"bayesmix: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("bayesmix: interrupted; no output was overwritten", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        where = exc.args[0] if exc.args and exc.args[0] else "no output was written"
+        print(f"bayesmix: interrupted; {where}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `bayesmix fit ... | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 

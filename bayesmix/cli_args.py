@@ -6,6 +6,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from bayesmix.engines.names import ENGINE_CHOICES
+
 
 def _checked[T](
     convert: Callable[[str], T], ok: Callable[[T], bool], what: str, doc: str
@@ -50,7 +52,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     """--engine --sampler --chains --draws --tune --seed --quiet (fit, demo, compare)."""
     p.add_argument(
         "--engine",
-        choices=["auto", "nuts", "gibbs", "collapsed"],
+        choices=ENGINE_CHOICES,
         default=None,
         help="auto (default: collapsed Gibbs for conjugate priors, else NUTS), nuts, "
         "gibbs (blocked) or collapsed (Neal's algorithm 3)",

@@ -429,9 +429,16 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         command="bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    result = run_compare(
-        args.data, args.model, out, options, columns=args.columns, dropna=args.dropna
-    )
+    from bayesmix.io import StagedDir, check_output_dir
+    from bayesmix.report import render_compare_report
+
+    check_output_dir(out)  # before any fitting
+    # all or nothing: the fits, tables, figures and report swap into place together
+    with StagedDir(out) as stage:
+        result = run_compare(
+            args.data, args.model, stage.path, options, columns=args.columns, dropna=args.dropna
+        )
+        render_compare_report(stage.path)
     for note in result["data"].get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print()
@@ -440,9 +447,6 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(result["reading"])
     for w in result["warnings"]:
         print(f"warning: {w}")
-    from bayesmix.report import render_compare_report
-
-    render_compare_report(out)
     print(
         f"\nwrote {out}/report.html, report.md, compare.json, compare.md, "
         f"{', '.join(result['figures'].values())}, fits/"

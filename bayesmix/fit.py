@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import xarray as xr
 
+from bayesmix.classical import CACHE_NAME as CLASSICAL_NAME
+from bayesmix.classical import em_selection
 from bayesmix.data import Dataset, load_data
 from bayesmix.engines.base import Draws
+from bayesmix.engines.names import ENGINE_CHOICES, Engine
 from bayesmix.errors import InputError
-from bayesmix.io import write_datatree, write_json, write_text
+from bayesmix.io import StagedDir, check_output_dir, write_datatree, write_json, write_text
 from bayesmix.posterior.analysis import analyse, assignments_table
 from bayesmix.posterior.assemble import build_datatree
+from bayesmix.posterior.counts import count_table
+from bayesmix.posterior.kernel_check import kernel_family_check
 from bayesmix.posterior.summary import summarize
 from bayesmix.priors import prior_k_from_spec
 from bayesmix.spec import ModelSpec, load_spec
 from bayesmix.versions import versions
+
+RUN_NAME = "run.json"
+FIT_OUTPUTS = (
+    "posterior.nc",
+    "summary.json",
+    "assignments.csv",
+    CLASSICAL_NAME,
+    RUN_NAME,
+    "report.html",
+    "report.md",
+    "figures",
+)
+# engine facts that depend on the machine or the clock: kept out of summary.json, so that the
+# same seed on the same data gives the same summary.json (and report) anywhere
+MACHINE_DEPENDENT = (
+    "start_method",
+    "workers",
+    "chain_sweep_s",
+    "chain_sweep_cpu_s",
+    "chain_post_s",
+    "worker_load_s",
+    "sweeps_per_s",
+)
 
 
 @dataclass
@@ -28,29 +57,61 @@ class FitResult:
     summary: dict
     data: Dataset
     spec: ModelSpec
+    classical: dict | None = None
+    run: dict | None = None  # timing and machine-dependent facts (run.json): not in summary.json
 
-    def save(self, out: str | Path) -> Path:
-        """Write posterior.nc, summary.json and assignments.csv into ``out`` (atomically)."""
-        out = Path(out)
+    def save(self, out: str | Path, report: bool = False) -> Path:
+        """Write posterior.nc, summary.json, assignments.csv, classical.json, run.json (and,
+        with ``report``, report.html, report.md and figures/) into the directory ``out``.
+
+        All or nothing: everything is written into a staging directory beside ``out``, which
+        then replaces ``out`` in one step. Interrupted (Ctrl-C), the previous contents of
+        ``out`` stay as they were; the KeyboardInterrupt raised says which state it left.
+        """
+        out = check_output_dir(out, "output directory")
+        with StagedDir(out) as stage:
+            stage.seed_from_target(skip=FIT_OUTPUTS)  # files of the user's own are kept
+            self.write_files(stage.path)
+            if report:
+                from bayesmix.report import render_fit_report
+
+                render_fit_report(stage.path, idata=self.idata)
+        return out
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the answer sentence, the K+ figure and the diagnostics light."""
+        from bayesmix.notebook import fit_html
+
+        return fit_html(self.summary)
+
+    def write_files(self, out: Path) -> None:
+        """The result files, each written atomically, into an existing directory."""
         write_datatree(out / "posterior.nc", self.idata)
         write_json(out / "summary.json", self.summary)
         if "partition" in self.idata["allocations"]:
             table = assignments_table(self.idata)
             write_text(out / "assignments.csv", table.to_csv(index=False))
-        return out
+        if self.classical is not None:
+            write_json(out / CLASSICAL_NAME, self.classical)
+        if self.run is not None:
+            write_json(out / RUN_NAME, self.run)
 
 
-def resolve_engine(spec: ModelSpec, engine: str) -> str:
+def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
     """'auto' -> collapsed Gibbs for conjugate priors, NUTS otherwise."""
-    if engine == "auto":
-        return "collapsed" if spec.is_conjugate else "nuts"
-    return engine
+    try:
+        chosen = Engine.parse(engine)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if chosen is Engine.AUTO:
+        return Engine.COLLAPSED if spec.is_conjugate else Engine.NUTS
+    return chosen
 
 
 def run_engine(
     spec: ModelSpec,
     x,
-    engine: str,
+    engine: Engine,
     *,
     sampler: str,
     chains: int,
@@ -62,18 +123,18 @@ def run_engine(
 ) -> Draws:
     """Dispatch to the NUTS or Gibbs engine (standardised data in, standardised draws out)."""
     common = dict(chains=chains, draws=draws, tune=tune, seed=seed, progress=progress, cores=cores)
-    if engine == "nuts":
+    if engine is Engine.NUTS:
         from bayesmix.engines.nuts import sample_nuts
 
         return sample_nuts(
             spec, x, sampler=sampler, target_accept=spec.sampler.target_accept, **common
         )
-    if engine in ("gibbs", "collapsed"):
+    if engine.is_gibbs:
         from bayesmix.engines.gibbs import sample_gibbs
 
-        algorithm = "blocked" if engine == "gibbs" else "collapsed"
+        algorithm = "blocked" if engine is Engine.GIBBS else "collapsed"
         return sample_gibbs(spec, x, algorithm=algorithm, **common)
-    raise InputError(f"unknown engine '{engine}' (choose auto, nuts, gibbs or collapsed)")
+    raise InputError(f"unknown engine '{engine}' (choose {', '.join(ENGINE_CHOICES)})")
 
 
 def fit(
@@ -92,11 +153,14 @@ def fit(
     cores: int | None = None,
     command: str = "",
     analyse_clusters: bool = True,
+    classical: bool = True,
 ) -> FitResult:
     """Fit a Gaussian mixture to ``data`` (path, DataFrame or array) with the named spec.
 
     Unset sampler options come from the spec's [sampler] table. ``analyse_clusters`` adds
-    relabelling, the point partition and LOO (skip it for speed in simulation studies).
+    the identified clusters, the point partition and LOO (skip it for speed in simulation
+    studies); ``classical`` adds EM + BIC/AIC per covariance family, the kernel-family check
+    and the reconciled count table (needs ``analyse_clusters``).
     """
     t0 = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
@@ -110,30 +174,59 @@ def fit(
         engine_name,
         sampler=sampler or opts.sampler,
         chains=chains or opts.chains,
-        draws=draws or (opts.draws if engine_name == "nuts" else opts.gibbs_draws),
+        draws=draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws),
         tune=opts.tune if tune is None else tune,
         seed=seed,
         progress=progress,
         cores=cores,
     )
     dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command})
-    summary = summarize(dt)
+    summary = summarize(dt, engine_info=draws_obj.info)
+    em = None
     if analyse_clusters:
-        dt, extra = analyse(dt, seed=seed)
+        dt, extra = analyse(dt, seed=seed, tied=summary["n_clusters"]["tied_with_mode"])
         summary.update(extra)
+        if classical:
+            em = classical_checks(summary, dataset, spec)
     total = time.perf_counter() - t0
-    summary["timing"] = {
-        "compile_s": round(draws_obj.timing.get("compile_s", 0.0), 3),
-        "sampling_s": round(draws_obj.timing.get("sampling_s", 0.0), 3),
-        "total_s": round(total, 3),
+    info = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
+    run = {
+        "timing": {
+            "compile_s": round(draws_obj.timing.get("compile_s", 0.0), 3),
+            "sampling_s": round(draws_obj.timing.get("sampling_s", 0.0), 3),
+            "total_s": round(total, 3),
+        },
+        "engine": {k: info.pop(k) for k in MACHINE_DEPENDENT if k in info},
+        "cpus": os.cpu_count(),
     }
     summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)
-    summary["engine_info"] = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
+    summary["engine_info"] = info
     dt.attrs["versions"] = str(summary["versions"])
-    return FitResult(dt, summary, dataset, spec)
+    return FitResult(dt, summary, dataset, spec, em, run)
+
+
+def classical_checks(summary: dict, dataset: Dataset, spec: ModelSpec) -> dict:
+    """EM + BIC/AIC for every covariance family, the kernel-family check and the reconciled
+    count table, added to ``summary``; returns the full EM result (saved as classical.json)."""
+    family = spec.kernel.covariance if dataset.n_features > 1 else "full"
+    em = em_selection(dataset.values, fitted=family)
+    em["data_sha256"] = dataset.sha256
+    summary["classical"] = {
+        "fitted_family": em["fitted_family"],
+        "families": {
+            f: {k: v[k] for k in ("k", "bic", "aic", "best_bic", "best_aic")}
+            for f, v in em["families"].items()
+        },
+    }
+    check = kernel_family_check(em, em["fitted_family"], summary["n_clusters"]["mode"])
+    summary["diagnostics"]["kernel_family"] = check
+    if check.get("warning"):
+        summary["diagnostics"]["warnings"].append(check["warning"])
+    summary["counts"] = count_table(summary)
+    return em
 
 
 def _jsonable(v: object) -> bool:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bayesmix.engines.names import ENGINE_CHOICES as ENGINES
 from bayesmix.errors import InputError
 
 MIXINGS = ("dp", "finite")
 COVARIANCES = ("full", "diag")
 KERNEL_PRIORS = ("conjugate", "weakly_informative")
-ENGINES = ("auto", "nuts", "gibbs", "collapsed")
 SAMPLERS = ("nutpie", "pymc")
 # models/ at the repository root is the source of truth; bayesmix/models links to it
 # and is shipped as package data, so names resolve from any directory.

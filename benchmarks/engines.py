@@ -1,9 +1,10 @@
 """Engine benchmark: nutpie, PyMC NUTS, blocked and collapsed Gibbs side by side.
 
 ``python -m benchmarks.engines [--quick]`` fits the same data with the same priors
-(``models/galaxy_conjugate_alpha24.toml``: DP, T = 20, alpha ~ Gamma(2, 4), conjugate NIG / NIW
-kernel) with every engine, one method at a time, each in a fresh subprocess (so that the peak
-memory is per method), and writes ``reports/benchmarks/engines.md`` and ``engines.json``.
+(``benchmarks/specs/galaxy_conjugate_alpha24.toml``, an internal spec loaded by path: DP,
+T = 20, alpha ~ Gamma(2, 4), conjugate NIG / NIW kernel) with every engine, one method at a
+time, each in a fresh subprocess (so that the peak memory is per method), and writes
+``reports/benchmarks/engines.md`` and ``engines.json``.
 
 Data: galaxy (1-D, N = 82), Old Faithful (2-D, N = 272) and synthetic 2-D data with four
 clusters at N = 1,000, 10,000 and 100,000.  NUTS runs only where it is predicted to finish in
@@ -37,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "reports" / "benchmarks"
 SPEC_NAME = "galaxy_conjugate_alpha24"
+SPEC_PATH = ROOT / "benchmarks" / "specs" / f"{SPEC_NAME}.toml"  # internal: not a built-in model
 SEED = 20261126
 NUTS_LIMIT_S = 600.0  # NUTS runs only where it finishes within 10 minutes
 METHODS = ("nutpie", "pymc", "blocked", "collapsed")
@@ -127,7 +129,7 @@ def bench_spec(truncation: int | None = None):
     """The benchmark spec, optionally with another truncation level T."""
     from bayesmix.spec import load_spec
 
-    spec = load_spec(SPEC_NAME)
+    spec = load_spec(SPEC_PATH)
     if truncation is not None:
         mix = dataclasses.replace(spec.mixing, n_components=int(truncation))
         spec = dataclasses.replace(spec, mixing=mix)
@@ -583,11 +585,11 @@ def run_cli(st: Settings, workdir: Path) -> list[dict]:
         print(f"[engines] cli: {shown} ({cache}) ...", file=sys.stderr, flush=True)
         mon = run_monitored(cmd, 1800, env=env, log=workdir / f"cli_{engine}_{cache}.log")
         rec = {"engine": engine, "cache": cache, "command": shown, "note": note, **mon}
-        summ = dest / "summary.json"
-        if mon["rc"] == 0 and summ.exists():
-            s = json.loads(summ.read_text())
-            rec["timing"] = s.get("timing")
-            rec["engine_info_sweeps_per_s"] = s.get("engine_info", {}).get("sweeps_per_s")
+        run_file = dest / "run.json"
+        if mon["rc"] == 0 and run_file.exists():
+            r = json.loads(run_file.read_text())
+            rec["timing"] = r.get("timing")
+            rec["engine_info_sweeps_per_s"] = r.get("engine", {}).get("sweeps_per_s")
         out.append(rec)
         print(f"[engines] cli: {mon['wall_s']:.1f} s (rc {mon['rc']})", file=sys.stderr)
     return out
@@ -737,9 +739,9 @@ def render_markdown(report: dict) -> str:
     lines += [
         "## Settings",
         "",
-        f"- Spec `models/{SPEC_NAME}.toml`: DP, T = 20, alpha ~ Gamma(2, 4), conjugate kernel "
-        "(NIG for 1-D, NIW with nu0 = D + 2 for 2-D; m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25, "
-        "psi0 = 0.25), data standardised.",
+        f"- Spec `benchmarks/specs/{SPEC_NAME}.toml`: DP, T = 20, alpha ~ Gamma(2, 4), "
+        "conjugate kernel (NIG for 1-D, NIW with nu0 = D + 2 for 2-D; m0 = 0, kappa0 = 0.01, "
+        "a0 = 2, b0 = 0.25, psi0 = 0.25), data standardised.",
         f"- NUTS: {st['nuts_chains']} chains x ({st['nuts_tune']} tune + {st['nuts_draws']} draws); "
         f"Gibbs: {st['gibbs_chains']} chains x ({st['gibbs_tune']} tune + {st['gibbs_draws']} "
         f"draws), at N >= {st['big_n']:,}: {st['big_tune']} + {st['big_draws']} (the stored "

@@ -6,7 +6,12 @@ import numpy as np
 from scipy import stats
 
 from bayesmix.posterior import clusters
-from bayesmix.posterior.allocations import allocations, component_log_density, n_clusters
+from bayesmix.posterior.allocations import (
+    allocations,
+    component_log_density,
+    log_joint_draws,
+    n_clusters,
+)
 
 
 def test_component_density_matches_scipy():
@@ -30,12 +35,31 @@ def test_allocation_probabilities_by_hand():
     mu = np.tile([[0.0], [2.0]], (s, 1, 1))
     cov = np.tile(np.array([[[1.0]], [[0.25]]]), (s, 1, 1, 1))
     x = np.array([[0.5]])
-    z, loglik, resp = allocations(x, w, mu, cov, np.random.default_rng(1))
-    np.testing.assert_allclose(resp[0], [p0, 1 - p0], rtol=1e-12)
+    z, loglik = allocations(x, w, mu, cov, np.random.default_rng(1), chunk=1000)
     np.testing.assert_allclose(loglik[:, 0], np.log(a + b), rtol=1e-12)
     # Monte Carlo: the share of z = 0 is within 4 binomial SDs of p0.
     sd = np.sqrt(p0 * (1 - p0) / s)
     assert abs(np.mean(z[:, 0] == 0) - p0) < 4 * sd
+
+
+def test_batched_log_joint_matches_per_draw_computation():
+    rng = np.random.default_rng(2)
+    for d in (1, 3):
+        s, k, n = 5, 4, 9
+        x = rng.normal(size=(n, d))
+        w = rng.dirichlet(np.ones(k), size=s)
+        w[0, 1] = 0.0
+        mu = rng.normal(size=(s, k, d))
+        a = rng.normal(size=(s, k, d, d))
+        cov = a @ np.swapaxes(a, -1, -2) + 0.5 * np.eye(d)
+        got = log_joint_draws(x, w, mu, cov)
+        for j in range(s):
+            want = np.log(w[j])[None, :] + np.column_stack(
+                [stats.multivariate_normal(mu[j, c], cov[j, c]).logpdf(x) for c in range(k)]
+            )
+            np.testing.assert_allclose(got[j], want, rtol=1e-10)
+        _, ll = allocations(x, w, mu, cov, rng, chunk=7)  # several blocks
+        np.testing.assert_allclose(ll, np.log(np.exp(got).sum(-1)), rtol=1e-10)
 
 
 def test_native_allocations_are_kept():
@@ -43,7 +67,7 @@ def test_native_allocations_are_kept():
     mu = np.array([[[0.0], [5.0]]])
     cov = np.ones((1, 2, 1, 1))
     z_in = np.array([[1, 1, 0]])
-    z, _, _ = allocations(np.zeros((3, 1)), w, mu, cov, np.random.default_rng(0), z=z_in)
+    z, _ = allocations(np.zeros((3, 1)), w, mu, cov, np.random.default_rng(0), z=z_in)
     np.testing.assert_array_equal(z, z_in)
 
 
@@ -51,7 +75,7 @@ def test_zero_weight_component_is_never_chosen():
     w = np.array([[1.0, 0.0]])
     mu = np.array([[[0.0], [0.0]]])
     cov = np.ones((1, 2, 1, 1))
-    z, _, _ = allocations(np.zeros((50, 1)), w, mu, cov, np.random.default_rng(0))
+    z, _ = allocations(np.zeros((50, 1)), w, mu, cov, np.random.default_rng(0))
     assert (z == 0).all()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,11 @@ def test_fit_report_1d_self_contained_and_answer_matches(fit1d):
     # classical EM: one line beside the posterior answer, cached as classical.json
     cached = json.loads((fit1d / "classical.json").read_text())
     assert cached["best_bic"] == 3 and cached["k"] == list(range(1, 11))
-    assert f"EM picks K = {cached['best_bic']} by BIC" in md
+    assert f"EM with full covariances picks K = {cached['best_bic']} by BIC" in md
+    # the reconciled count table, and the MCSE of each P(K+ = k)
+    assert "How many groups? Each count answers its own question" in md and "| MCSE |" in md
+    for row in summary["counts"]:
+        assert row["name"] in md.replace("\\", "") and html_escape(row["name"]) in html
     for heading in (
         "The answer",
         "The data and the fit",
@@ -108,11 +113,16 @@ def test_fit_report_1d_self_contained_and_answer_matches(fit1d):
 
 
 def test_relabel_format_cluster_table(fit1d):
-    """summary["clusters"] as written by relabel.cluster_summary ("mu", lower/upper) renders."""
+    """summary["clusters"] as written by identified.summarise_clusters renders, saying which
+    draws it rests on; numbers in data units are never in scientific notation."""
     md = _md(fit1d)
-    assert "Per-component parameters" in md
-    assert "mean velocity" in md
+    summary = json.loads((fit1d / "summary.json").read_text())
+    k = summary["identified"]["k"]
+    assert "Per-cluster parameters" in md and "mean velocity" in md
+    assert f"it rests on the {summary['identified']['draws_with_k']:,} draws" in md
+    assert f"K+ = {k}" in md and "No cluster is summarised over draws in which it is empty" in md
     assert "not available" not in md
+    assert not re.search(r"\d\.\d+e[+-]\d", md)
 
 
 def test_rerender_uses_cache_and_is_deterministic(fit1d, monkeypatch):
@@ -137,9 +147,10 @@ def test_fit_report_2d_escapes_user_text_and_has_ellipses(fit2d):
     assert 'id="fig-data_fit"' in html and "cluster ellipses" in html
     assert "1σ and 2σ contours" in md
     assert "| correlation |" in md and "PSIS-LOO Pareto k" in md
+    from bayesmix.posterior.summary import answer_sentence
+
     summary = json.loads((fit2d / "summary.json").read_text())
-    nc = summary["n_clusters"]
-    assert f"{nc['mode']} groups ({100 * nc['pmf'][str(nc['mode'])]:.0f}%" in md
+    assert answer_sentence(summary) in md
 
 
 def test_scatter_figure_draws_two_ellipses_per_cluster():
@@ -160,9 +171,9 @@ def test_missing_optional_parts_give_notes(bare1d):
     html, md = _html(bare1d), _md(bare1d)
     assert_self_contained(html)
     for what in (
-        "Relabelled cluster parameters (component curves and ellipses) not available for this fit",
+        "Identified cluster parameters (component curves and ellipses) not available for this fit",
         "Per-cluster parameters (relabelled clusters in summary.json) not available for this fit",
-        "The point partition and assignment certainty not available for this fit",
+        "Cluster membership probabilities not available for this fit",
         "Classical EM comparison switched off",
     ):
         assert what in md
@@ -192,21 +203,7 @@ def test_markdown_escaping_helpers():
 # --------------------------------------------------------------------------- numbers
 
 
-def test_co_membership_matches_psm_certainty():
-    from bayesmix.posterior.partition import membership_certainty, psm
-
-    rng = np.random.default_rng(0)
-    z = rng.integers(0, 4, size=(50, 30))
-    z[:, :10] = 0  # a stable block
-    partition = np.repeat([0, 1, 2], 10)
-    expected = membership_certainty(partition, psm(z))
-    np.testing.assert_allclose(C.certainty_from_draws(z, partition), expected, atol=1e-12)
-    p = C.co_membership(z, partition, chunk=64)  # chunked path gives the same
-    np.testing.assert_allclose(p[np.arange(30), partition], expected, atol=1e-12)
-    assert np.all(p[:10, 0] == 1.0)
-
-
-def test_density_band_brackets_mean_and_integrates_to_one():
+def test_density_band_matches_draws_and_integrates_to_one():
     from bayesmix.report.loader import Params
 
     rng = np.random.default_rng(1)
@@ -219,16 +216,18 @@ def test_density_band_brackets_mean_and_integrates_to_one():
     x = np.linspace(-12, 12, 50)
     band = C.density_band(x, params, max_draws=25)
     assert band.n_draws == 25
-    assert np.all(band.lower <= band.upper)
     g = band.grid[[100, 200]]
-    direct = np.mean(
+    per_draw = np.array(
         [
             np.sum(params.w[s] * np.exp(-((g[:, None] - params.mu[s, :, 0]) ** 2) / (2 * 0.5)), 1)
             for s in C.subsample_draws(s, 25)
-        ],
-        axis=0,
+        ]
     ) / np.sqrt(2 * np.pi * 0.5)
-    np.testing.assert_allclose(band.mean[[100, 200]], direct, rtol=1e-10)
+    np.testing.assert_allclose(band.mean[[100, 200]], per_draw.mean(axis=0), rtol=1e-10)
+    # the 90% band: the 5% and 95% empirical quantiles of the per-draw densities
+    lo, hi = np.quantile(per_draw, [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(band.lower[[100, 200]], lo, rtol=1e-10)
+    np.testing.assert_allclose(band.upper[[100, 200]], hi, rtol=1e-10)
     area = float(np.sum((band.mean[1:] + band.mean[:-1]) / 2 * np.diff(band.grid)))
     assert area == pytest.approx(1.0, abs=0.01)
 
@@ -346,31 +345,3 @@ def test_compare_report(tmp_path, fit1d):
     assert (cmp / "compare.md").read_text() == "original\n"  # never overwritten
     assert "![Prior and posterior of K+ under each prior](prior_vs_posterior_k.png)" in md
     assert html.count("<img") == 2
-
-
-def test_assignments_csv_fills_partition_and_loo(tmp_path, bare1d):
-    import pandas as pd
-
-    for name in ("summary.json", "posterior.nc"):
-        shutil.copy(bare1d / name, tmp_path / name)
-    x, labels = synthetic_data(120, 1, seed=2)
-    rng = np.random.default_rng(0)
-    pd.DataFrame(
-        {
-            "row": np.arange(2, 122),
-            "cluster": labels + 5,
-            "probability": rng.uniform(0.4, 1.0, 120),
-            "loo_elpd": rng.normal(-2.0, 0.5, 120),
-        }
-    ).to_csv(tmp_path / "assignments.csv", index=False)
-    _, md_path = render_fit_report(tmp_path, classical=False)
-    md = md_path.read_text()
-    assert "Point partition taken from assignments.csv" in md
-    assert "least certain observations" in md and "LOO elpd" in md
-    assert "figures/certainty.png" in md
-
-
-def test_match_by_overlap_pairs_components_with_clusters():
-    assigned = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    partition = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0])  # cluster 0 holds components 1 and 2
-    assert C.match_by_overlap(assigned, partition, 3) == [1, None, 0]

@@ -30,8 +30,9 @@ class Draws:
     mu: np.ndarray
     cov: np.ndarray
     concentration: np.ndarray | None
-    engine: str
+    engine: str  # an engines.names.Engine value
     z: np.ndarray | None = None
+    sampler: str | None = None  # the NUTS backend (nutpie, pymc); None for Gibbs
     sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)

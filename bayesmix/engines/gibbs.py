@@ -10,9 +10,11 @@ Two algorithms share the numba kernels in :mod:`bayesmix.engines.gibbs_kernels`:
                 are drawn per saved draw from their conditional posteriors so the output has
                 the same shape as the blocked sampler.
 
-Chains run in separate processes (``forkserver``/``spawn``); each chain gets its seeds from
-``np.random.SeedSequence(seed).spawn(chains)`` and reseeds numba's RNG inside its first
-kernel call, so the same seed gives identical output whatever the number of worker processes.
+Chains run in threads: the numba kernels are compiled ``nogil=True``, so the threads run in
+parallel with no process start-up, no pickling and no ``if __name__ == "__main__"`` guard (a
+process pool remains as ``executor="processes"``, for comparison). Each chain gets its seeds
+from ``np.random.SeedSequence(seed).spawn(chains)`` and reseeds numba's per-thread RNG inside
+its first kernel call, so the same seed gives identical output whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -22,21 +24,24 @@ import math
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from bayesmix.engines import gibbs_kernels as gk
 from bayesmix.engines.base import Draws
+from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
 from bayesmix.spec import ModelSpec
 
 ALGORITHMS = ("blocked", "collapsed")
 _N_CHUNKS = 10  # kernel calls per chain: progress every 10% and a Ctrl-C point
 _PROGRESS_EVERY_S = 3.0  # seconds between progress lines of one chain
-_IN_PROCESS_WORK = 4e6  # N * max(1, D^2/2) * sweeps * chains below which cores=None runs in-process
+_IN_PROCESS_WORK = 4e6  # N * max(1, D^2/2) * sweeps * chains below which processes are not used
+EXECUTORS = ("threads", "processes")
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,12 @@ def _run_chain(
     conc0: float,
     progress: bool,
     warm: bool,
+    stop: threading.Event | None = None,
 ) -> dict:
-    """Run one chain to completion; returns its draws (collapsed: padded to its own max K+ + 1)."""
+    """Run one chain to completion; returns its draws (collapsed: padded to its own max K+ + 1).
+
+    ``stop`` (thread runs) is checked between chunks of sweeps: set, the chain ends early.
+    """
     n, d = x.shape
     load_s = _warmup(cfg, d) if warm else 0.0
     st = _init_state(cfg, n, d, conc0)
@@ -217,6 +226,8 @@ def _run_chain(
     t0, c0 = time.perf_counter(), time.thread_time()
     last = t0
     for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         _kernel_call(cfg, x, st, out, int(a), int(b - a), seeds[0] if j == 0 else -1)
         now = time.perf_counter()
         # A line at the end of each chain, and every few seconds on long runs.
@@ -299,7 +310,10 @@ def _run_pool(
     workers: int,
     method: str,
 ) -> list[dict]:
-    """Chains in worker processes; Ctrl-C cancels the queued chains and returns promptly."""
+    """Chains in worker threads (method "threads") or processes; Ctrl-C cancels queued chains
+    (running threads stop at their next chunk of sweeps)."""
+    if method == "threads":
+        return _run_threads(cfg, x, seeds, conc0, progress, workers)
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["bayesmix.engines.gibbs"])
@@ -312,6 +326,31 @@ def _run_pool(
         results = [f.result() for f in futs]
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown()
+    return results
+
+
+def _run_threads(
+    cfg: ChainConfig,
+    x: np.ndarray,
+    seeds: list[tuple[int, int]],
+    conc0: list[float],
+    progress: bool,
+    workers: int,
+) -> list[dict]:
+    """Chains in a thread pool; the nogil kernels run in parallel."""
+    stop = threading.Event()
+    ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bayesmix-chain")
+    try:
+        futs = [
+            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, False, stop)
+            for c in range(len(seeds))
+        ]
+        results = [f.result() for f in futs]
+    except BaseException:
+        stop.set()
+        ex.shutdown(wait=True, cancel_futures=True)
         raise
     ex.shutdown()
     return results
@@ -337,6 +376,7 @@ def sample_gibbs(
     start_method: str | None = None,
     label_moves: bool = True,
     split_merge: int = 1,
+    executor: str = "threads",
 ) -> Draws:
     """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
 
@@ -345,10 +385,11 @@ def sample_gibbs(
     ``algorithm="collapsed"``: Neal's algorithm 3 (untruncated DP, or finite Dirichlet);
     ``Draws.engine == "collapsed"``; K = max occupied clusters + 1 for the DP.
     ``tune`` sweeps are discarded, then ``draws * thin`` sweeps keep every ``thin``-th.
-    Chains run in ``min(chains, cores)`` processes (``start_method``: forkserver (default),
-    spawn or fork); in-process when that is 1, or when ``cores=None`` and the job is so small
-    that starting workers would cost more.  The same ``seed`` gives identical draws whatever
-    the number of processes.
+    Chains run in ``min(chains, cores)`` threads (``executor="threads"``, the default; cores
+    defaults to the CPUs available) or worker processes (``executor="processes"``,
+    ``start_method``: forkserver (default), spawn or fork; in-process when the job is so small
+    that starting processes would cost more). The same ``seed`` gives identical draws whatever
+    the executor and the number of workers.
     ``label_moves`` adds the label-switching MH moves to the blocked DP sweep, and
     ``split_merge`` sequentially-allocated split-merge moves (Dahl 2003) to every collapsed
     sweep (0 turns them off).  Both leave the posterior unchanged and make K+ and the
@@ -385,14 +426,16 @@ def sample_gibbs(
 
     compile_s = _warmup(cfg, d)
     total = cfg.tune + cfg.draws * cfg.thin
+    if executor not in EXECUTORS:
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if cores is None:
         ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         # small jobs finish in-process faster than worker processes start (~1-2 s)
         small = n * max(1.0, d * d / 2.0) * total * chains < _IN_PROCESS_WORK
-        workers = 1 if small else min(chains, ncpu or 1)
+        workers = 1 if small and executor == "processes" else min(chains, ncpu or 1)
     else:
         workers = min(chains, max(1, int(cores)))
-    method = start_method or _default_start_method()
+    method = "threads" if executor == "threads" else (start_method or _default_start_method())
     t0 = time.perf_counter()
     if workers <= 1:
         method = "in-process"
@@ -440,7 +483,7 @@ def sample_gibbs(
         mu=stack("mu"),
         cov=stack("cov"),
         concentration=None if cfg.conc_fixed else stack("conc"),
-        engine="gibbs" if algorithm == "blocked" else "collapsed",
+        engine=Engine.GIBBS if algorithm == "blocked" else Engine.COLLAPSED,
         z=stack("z"),
         sample_stats=sample_stats,
         timing={"compile_s": compile_s, "sampling_s": sampling_s},

@@ -1,6 +1,6 @@
 """Numba kernels for Gibbs samplers of conjugate Gaussian mixtures.
 
-Everything here is ``@njit(cache=True)`` and works on plain arrays; the Python
+Everything here is ``@njit(cache=True, nogil=True)`` and works on plain arrays; the Python
 orchestration (chains, seeding, progress, output assembly) lives in ``gibbs.py``.
 
 Conventions
@@ -51,7 +51,7 @@ MH_TARGET = 0.44
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def chol_lower(a, out):
     """out = L with L L^T = a (lower); returns False if a is not positive definite."""
     d = a.shape[0]
@@ -73,7 +73,7 @@ def chol_lower(a, out):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def chol_update(lo, u):
     """Rank-one update in place: lo lo^T <- lo lo^T + u u^T (u is overwritten)."""
     d = lo.shape[0]
@@ -88,7 +88,7 @@ def chol_update(lo, u):
             u[j] = c * u[j] - s * lo[j, k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def chol_downdate(lo, u):
     """Rank-one downdate in place: lo lo^T <- lo lo^T - u u^T; False if it loses definiteness."""
     d = lo.shape[0]
@@ -107,7 +107,7 @@ def chol_downdate(lo, u):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tri_inv_lower(lo, out):
     """out = lo^{-1} for lower-triangular lo (out is lower triangular)."""
     d = lo.shape[0]
@@ -123,7 +123,7 @@ def tri_inv_lower(lo, out):
             out[i, j] = -s / lo[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def logsumexp(v, n):
     """log sum_{k<n} exp(v_k)."""
     m = NEG_INF
@@ -143,13 +143,13 @@ def logsumexp(v, n):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def seed_rng(seed):
     """Seed numba's RNG of the calling thread (numba keeps its own state, apart from numpy's)."""
     np.random.seed(seed)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_gamma_rv(a):
     """log G with G ~ Gamma(a, 1); safe for tiny shapes (G = G' U^(1/a), G' ~ Gamma(a + 1))."""
     if a < 1.0:
@@ -157,7 +157,7 @@ def log_gamma_rv(a):
     return math.log(np.random.gamma(a, 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_iw_chol(c, nu, a, m, s, out):
     """out = chol(Sigma) for Sigma ~ IW(nu, c c^T), c lower, via Bartlett on Sigma^{-1}.
 
@@ -189,7 +189,7 @@ def draw_iw_chol(c, nu, a, m, s, out):
     chol_lower(s, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def niw_posterior(n, xbar, scatter, hyp, diag, m_out, psi_out):
     """Conditional-posterior hyperparameters from sufficient statistics.
 
@@ -215,7 +215,7 @@ def niw_posterior(n, xbar, scatter, hyp, diag, m_out, psi_out):
     return kn, nu0 + n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def nig_posterior(n, xbar, ss, m0, kappa0, a0, b0):
     """1-D Normal-Inverse-Gamma update: (m_n, kappa_n, a_n, b_n) from n, mean, scatter ss.
 
@@ -230,7 +230,7 @@ def nig_posterior(n, xbar, ss, m0, kappa0, a0, b0):
     return m[0], kn, 0.5 * nun, 0.5 * psi[0, 0]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl):
     """Draw (mu_k, Sigma_k), k < kk, from the NIW (NIG per feature if diag) conditional posterior
     given n_k, xbar_k and scatter S_k (see niw_posterior); empty components draw from the prior.
@@ -276,7 +276,7 @@ def draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl)
             mu[k, a] = mn + sk * t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_params(n, xbar, scatter, hyp, diag, mu_out, l_out):
     """One (mu, chol Sigma) draw from the conditional posterior of n points (see draw_params_all)."""
     d = xbar.shape[0]
@@ -292,7 +292,7 @@ def draw_params(n, xbar, scatter, hyp, diag, mu_out, l_out):
     l_out[:, :] = lc[0]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cluster_stats(x, z, k, cnt, xbar, scatter, diag):
     """Counts, means and scatter matrices (diagonal only if diag) of labels 0..k-1 (two passes)."""
     n, d = x.shape
@@ -336,7 +336,7 @@ def cluster_stats(x, z, k, cnt, xbar, scatter, diag):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mixture_prepare(logw, lc, diag, c, li):
     """Normal log-density constants: c_k = log w_k - sum_d log L_kdd - D/2 log 2pi, li = L^{-1}."""
     kk, d = lc.shape[0], lc.shape[1]
@@ -354,7 +354,7 @@ def mixture_prepare(logw, lc, diag, c, li):
             tri_inv_lower(lc[k], li[k])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mixture_pass(x, mu, li, c, kk, diag, z, sample):
     """sum_i log sum_{k<kk} exp(lp_ik), lp_ik = c_k - |li_k (x_i - mu_k)|^2 / 2 = log w_k N(x_i | k);
     if sample, also draws z_i with P(z_i = k) ∝ exp(lp_ik) (the blocked z step)."""
@@ -416,7 +416,7 @@ def mixture_pass(x, mu, li, c, kk, diag, z, sample):
     return tot_ll
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mixture_loglik(x, logw, mu, lc, diag):
     """sum_i log sum_k w_k N(x_i | mu_k, L_k L_k^T) (components with w_k = 0 skipped)."""
     d = x.shape[1]
@@ -440,7 +440,7 @@ def mixture_loglik(x, logw, mu, lc, diag):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def init_by_centres(x, k, z):
     """z_i = nearest of k distinct data points chosen at random (Euclidean, standardised scale)."""
     n, d = x.shape
@@ -468,7 +468,7 @@ def init_by_centres(x, k, z):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def escobar_west(alpha, k, n, a, b):
     """Escobar & West (1995): eta ~ Beta(alpha + 1, n), then
     alpha ~ pi Gamma(a + k, b - log eta) + (1 - pi) Gamma(a + k - 1, b - log eta),
@@ -480,7 +480,7 @@ def escobar_west(alpha, k, n, a, b):
     return np.random.gamma(shape, 1.0 / rate)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_target_dirichlet(lg, logw, kk, a, b):
     """log p(log gamma | w): Gamma(a, b) prior (with Jacobian) x Dirichlet(gamma) density of w."""
     g = math.exp(lg)
@@ -490,7 +490,7 @@ def log_target_dirichlet(lg, logw, kk, a, b):
     return a * lg - b * g + math.lgamma(kk * g) - kk * math.lgamma(g) + (g - 1.0) * s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_target_dirmult(lg, cnt, act, nact, kk, n, a, b):
     """log p(log gamma | z): Gamma(a, b) prior (with Jacobian) x Dirichlet-multinomial of counts,
     log G(K g) - log G(K g + N) + sum_k [log G(n_k + g) - log G(g)] (empty k contribute 0)."""
@@ -502,7 +502,7 @@ def log_target_dirmult(lg, cnt, act, nact, kk, n, a, b):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mh_adapt(state, it, logratio):
     """Robbins-Monro step adaptation of log(step) towards MH_TARGET acceptance (burn-in only)."""
     p = 1.0 if logratio >= 0.0 else math.exp(logratio)
@@ -515,7 +515,7 @@ def mh_adapt(state, it, logratio):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def blocked_update_given_z(x, z, logw, mu, lc, conc, hyp, diag, finite, ws):
     """Weights | z, then component parameters | z (empty components from the prior).
 
@@ -547,7 +547,7 @@ def blocked_update_given_z(x, z, logw, mu, lc, conc, hyp, diag, finite, ws):
     draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sticks_to_logw(lv, l1v, logw):
     """log w_k = log v_k + sum_{l<k} log(1 - v_l), v_T = 1; returns sum_{k<T} log(1 - v_k)."""
     kk = logw.shape[0]
@@ -559,7 +559,7 @@ def sticks_to_logw(lv, l1v, logw):
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _swap_labels(a, b, cnt, mu, lc, lab_of, old_of):
     """Exchange current labels a and b of (n, mu, L) and record it in the label maps."""
     cnt[a], cnt[b] = cnt[b], cnt[a]
@@ -576,7 +576,7 @@ def _swap_labels(a, b, cnt, mu, lc, lab_of, old_of):
     lab_of[ob] = a
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dp_label_moves(z, logw, mu, lc, ws):
     """Label-switching MH moves for stick-breaking weights, invariant for p(z, v, theta | x, alpha)
     (Papaspiliopoulos & Roberts 2008; Hastie, Liverani & Richardson 2015):
@@ -625,7 +625,7 @@ def dp_label_moves(z, logw, mu, lc, ws):
     return nacc
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def blocked_chain(
     x,
     z,
@@ -765,7 +765,7 @@ def blocked_chain(
 # with p_n = (nu_n + 1)/2 and cst_k = tc[n] - sum_d log L_dd (full) or tc[n] - 1/2 sum_d log Psi_dd.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def predictive_tables(nmax, d, hyp, diag):
     """tc[n], tp[n] (n = 0..nmax): the count-only parts of the Student-t log predictive."""
     tc = np.empty(nmax + 1)
@@ -789,7 +789,7 @@ def predictive_tables(nmax, d, hyp, diag):
     return tc, tp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_consts(k, cnt, scl, cst, q, tc, hyp, diag):
     """Refresh the cached predictive constants of slot k."""
     n = cnt[k]
@@ -808,7 +808,7 @@ def cl_consts(k, cnt, scl, cst, q, tc, hyp, diag):
         q[k, 0] = kap / (kap + 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_reset(k, cnt, mean, scl, cst, q, tc, hyp, diag):
     """Slot k <- the prior (n = 0): m = m0, Psi = psi0 I."""
     d = mean.shape[1]
@@ -821,7 +821,7 @@ def cl_reset(k, cnt, mean, scl, cst, q, tc, hyp, diag):
     cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_add(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
     """Add x_i to slot k: Psi += kappa/(kappa+1) (x - m)(x - m)^T, m += (x - m)/(kappa+1)."""
     d = mean.shape[1]
@@ -843,7 +843,7 @@ def cl_add(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
     cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_remove(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
     """Remove x_i from slot k (cnt >= 2): with kappa' = current, kappa = kappa' - 1,
     m = (kappa' m' - x)/kappa, Psi = Psi' - kappa'/kappa (x - m')(x - m')^T.
@@ -873,7 +873,7 @@ def cl_remove(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
     return ok
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_kernel(x, i, k, mean, scl, q, diag, u):
     """The x-dependent part of the Student-t log predictive: log t_k(x_i) = cst_k - p_n * this.
 
@@ -896,13 +896,13 @@ def cl_kernel(x, i, k, mean, scl, q, diag, u):
     return math.log1p(q[k, 0] * r2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_logpred(x, i, k, mean, scl, cst, q, p, diag, u):
     """Student-t log posterior predictive of x_i under slot k (p = tp[cnt[k]])."""
     return cst[k] - p * cl_kernel(x, i, k, mean, scl, q, diag, u)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_set_from_stats(k, n, xbar, scatter, cnt, mean, scl, cst, q, tc, hyp, diag, psi):
     """Slot k <- the conditional posterior of n points with mean xbar and scatter S (exact)."""
     niw_posterior(n, xbar, scatter, hyp, diag, mean[k], psi)
@@ -918,7 +918,7 @@ def cl_set_from_stats(k, n, xbar, scatter, cnt, mean, scl, cst, q, tc, hyp, diag
     cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, diag, psi):
     """Recompute slot k exactly from its members (z_i == k)."""
     n, d = x.shape
@@ -935,7 +935,7 @@ def cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, diag, psi):
     cl_set_from_stats(k, m, xb[0], sc[0], cnt, mean, scl, cst, q, tc, hyp, diag, psi)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grow_slots(cnt, mean, scl, cst, q, lw, act, pos):
     """Double the capacity of the per-slot arrays (DP); returns them and a free stack of the new slots."""
     cap = cnt.shape[0]
@@ -963,7 +963,7 @@ def grow_slots(cnt, mean, scl, cst, q, lw, act, pos):
     return cnt2, mean2, scl2, cst2, q2, lw2, act2, pos2, free2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
     cnt[k] = tcnt[s]
     cst[k] = tcst[s]
@@ -975,7 +975,7 @@ def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
             scl[k, a, b] = tscl[s, a, b]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_marginal(n, xbar, scat, hyp, diag, psi, wl):
     """log p(x_1..x_n) of one cluster under the NIW prior (NIG per feature if diag):
     -nD/2 log pi + log G_D(nu_n/2) - log G_D(nu0/2) + nu0/2 log|Psi0| - nu_n/2 log|Psi_n|
@@ -1006,7 +1006,7 @@ def log_marginal(n, xbar, scat, hyp, diag, psi, wl):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def split_merge(
     x, z, slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, hyp, diag, finite, conc
 ):
@@ -1202,7 +1202,7 @@ def split_merge(
     return nact, nfree, True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def collapsed_chain(
     x,
     z,
@@ -1569,7 +1569,7 @@ def collapsed_chain(
                 out_z[s, i] = z[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def collapsed_params(x, zs, concs, hyp, diag, finite, seed, out_w, out_mu, out_cov, out_ll):
     """Per saved draw, sample (w, mu, Sigma) given z and the concentration.
 

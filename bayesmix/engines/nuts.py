@@ -8,6 +8,7 @@ import numpy as np
 import pymc as pm
 
 from bayesmix.engines.base import Draws
+from bayesmix.engines.names import Engine
 from bayesmix.model import build_model, initial_values
 from bayesmix.spec import ModelSpec
 
@@ -96,7 +97,8 @@ def sample_nuts(
         mu=mu,
         cov=cov,
         concentration=conc,
-        engine=f"nuts ({sampler})",
+        engine=Engine.NUTS,
+        sampler=sampler,
         sample_stats=stats,
         timing={"compile_s": compile_s, "sampling_s": sampling_s},
     )

@@ -6,7 +6,6 @@ Pure numpy: arrays in, arrays out. Draws are flattened to a leading axis S.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -30,11 +29,32 @@ def log_joint(x: np.ndarray, w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> 
 
 
 def sample_categorical(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row from p proportional to exp(logp) (rows of logp), by inverse CDF."""
-    p = np.exp(logp - logp.max(axis=1, keepdims=True))
-    cdf = np.cumsum(p, axis=1)
-    u = rng.random(len(p)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=1), logp.shape[1] - 1)
+    """One draw per row from p proportional to exp(logp) (last axis), by inverse CDF."""
+    p = np.exp(logp - logp.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p, axis=-1)
+    u = rng.random(p.shape[:-1]) * cdf[..., -1]
+    return np.minimum((cdf < u[..., None]).sum(axis=-1), logp.shape[-1] - 1)
+
+
+def log_joint_draws(x: np.ndarray, w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log w_sk + log N(x_n | mu_sk, Sigma_sk) for a block of draws: (S, N, K); log 0 = -inf.
+
+    With Sigma = L L^T: log N = -D/2 log 2pi - sum log diag L - |L^-1 (x - mu)|^2 / 2, the
+    triangular factors inverted once per component and applied to all N points at once.
+    """
+    s, k, d = mu.shape
+    if d == 1:
+        sd = np.sqrt(cov[..., 0, 0])  # (S, K)
+        r = (x[None, :, 0, None] - mu[:, None, :, 0]) / sd[:, None, :]  # (S, N, K)
+        logdens = -0.5 * r * r - np.log(sd)[:, None, :] - 0.5 * LOG_2PI
+    else:
+        linv = np.linalg.inv(np.linalg.cholesky(cov))  # (S, K, D, D)
+        y = np.einsum("skde,ne->sknd", linv, x) - np.einsum("skde,ske->skd", linv, mu)[:, :, None]
+        logdet = np.log(np.diagonal(linv, axis1=-2, axis2=-1)).sum(-1)  # -log|L|, (S, K)
+        logdens = (-0.5 * np.einsum("sknd,sknd->snk", y, y)) + logdet[:, None, :]
+        logdens -= 0.5 * d * LOG_2PI
+    with np.errstate(divide="ignore"):
+        return np.log(w)[:, None, :] + logdens
 
 
 def allocations(
@@ -44,26 +64,28 @@ def allocations(
     cov: np.ndarray,
     rng: np.random.Generator,
     z: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    chunk: int = 1 << 21,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per draw s: z_i ~ p(z_i = k | w, mu, Sigma, x_i) proportional to w_k N(x_i | mu_k, Sigma_k).
 
-    Arrays have a leading draw axis S. Returns (z (S, N), pointwise log-likelihood
-    log sum_k w_k N(x_i | .) (S, N), mean responsibilities over draws (N, K)).
-    If ``z`` is given (engines that sample it natively) it is kept and only the
-    log-likelihood and responsibilities are computed.
+    Arrays have a leading draw axis S. Returns (z (S, N), the pointwise log-likelihood
+    log sum_k w_k N(x_i | .) (S, N)). If ``z`` is given (engines that sample it natively) it
+    is kept and only the log-likelihood is computed. Works in blocks of about ``chunk``
+    (draw, observation, component) entries.
     """
     s_total, n = w.shape[0], x.shape[0]
+    k, d = mu.shape[1], mu.shape[2]
     z_out = np.empty((s_total, n), dtype=np.int64) if z is None else np.asarray(z)
     loglik = np.empty((s_total, n))
-    resp = np.zeros((n, w.shape[1]))
-    for s in range(s_total):
-        lj = log_joint(x, w[s], mu[s], cov[s])
-        lse = logsumexp(lj, axis=1)
-        loglik[s] = lse
-        resp += np.exp(lj - lse[:, None])
+    step = max(1, chunk // max(1, n * k * d))
+    for a in range(0, s_total, step):
+        b = min(s_total, a + step)
+        lj = log_joint_draws(x, w[a:b], mu[a:b], cov[a:b])
+        top = lj.max(axis=-1, keepdims=True)
+        loglik[a:b] = (top + np.log(np.exp(lj - top).sum(axis=-1, keepdims=True)))[..., 0]
         if z is None:
-            z_out[s] = sample_categorical(lj, rng)
-    return z_out, loglik, resp / s_total
+            z_out[a:b] = sample_categorical(lj, rng)
+    return z_out, loglik
 
 
 def n_clusters(z: np.ndarray) -> np.ndarray:

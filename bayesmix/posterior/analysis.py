@@ -1,28 +1,30 @@
-"""Cluster-level answers on a fitted DataTree: relabelling, point partition, certainty, LOO.
+"""Cluster-level answers on a fitted DataTree: identified clusters, point partition, LOO.
 
-Thin DataTree wrappers around the pure functions in relabel.py and partition.py.
-Adds the ``relabelled`` group and ``allocations/partition``, ``allocations/certainty``;
-returns the summary.json entries ``clusters``, ``partition`` and ``loo``.
+Thin DataTree wrappers around the pure functions in identified.py, relabel.py and
+partition.py. Adds the ``relabelled`` group (the identified solution: draws with K+ equal to
+its mode, occupied components only, relabelled; and each observation's membership
+probabilities) and ``allocations/partition``, ``allocations/co_clustering``,
+``allocations/loo_elpd``; returns the summary.json entries ``identified``, ``clusters``,
+``membership``, ``partition`` and ``loo``.
 """
 
 from __future__ import annotations
 
 import warnings
 
-import arviz as az
+import arviz_stats as az  # the statistics only: arviz itself also loads the plotting stack
 import numpy as np
 import xarray as xr
 
+from bayesmix.posterior import identified as ident_mod
 from bayesmix.posterior import partition as part
-from bayesmix.posterior import relabel
 
-# Stephens' KL relabelling holds S x N x K classification probabilities in memory.
-STEPHENS_MAX_ENTRIES = 40_000_000
-MAX_DRAWS = 4000  # draws used for relabelling and the partition (thinned evenly)
+MAX_DRAWS = 4000  # draws used for relabelling and for the partition (thinned evenly)
+MEMBERSHIP_THRESHOLD = 0.9  # "uncertain" membership: P(z_i = its cluster | data) below this
 
 
 def _params(dt: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flattened (S, ...) w, mu, cov in data units and z, with S = chain x draw."""
+    """Flattened (S, ...) w, mu, cov in data units and z (stored dtype), S = chain x draw."""
     post = dt["posterior"]
     w = post["w"].values
     c, s, k = w.shape
@@ -31,7 +33,7 @@ def _params(dt: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         cov = (post["sigma"].values ** 2).reshape(c * s, k, 1, 1)
     else:
         cov = post["cov"].values.reshape(c * s, k, mu.shape[-1], mu.shape[-1])
-    z = dt["allocations"]["z"].values.reshape(c * s, -1).astype(np.int64)
+    z = dt["allocations"]["z"].values.reshape(c * s, -1)
     return w.reshape(c * s, k), mu, cov, z
 
 
@@ -42,14 +44,17 @@ def _thin_index(c: int, s: int, max_draws: int) -> tuple[np.ndarray, int]:
     return (np.arange(c)[:, None] * s + keep[None, :]).ravel(), len(keep)
 
 
-def relabel_draws(w, mu, cov, z, x, seed: int = 0) -> tuple[np.ndarray, str]:
-    """ECR to a pivot, refined by Stephens' KL algorithm when memory allows."""
-    perms = relabel.ecr(z, K=w.shape[1], seed=seed)
-    s, n = z.shape
-    if s * n * w.shape[1] <= STEPHENS_MAX_ENTRIES:
-        probs = relabel.classification_probs(w, mu, cov, x, dtype=np.float32)
-        return relabel.stephens(probs, init_perms=perms), "ECR + Stephens (KL)"
-    return perms, "ECR"
+def _thin(idx: np.ndarray, max_draws: int) -> np.ndarray:
+    """At most ``max_draws`` entries of ``idx``, evenly spaced, order kept."""
+    if len(idx) <= max_draws:
+        return idx
+    return idx[np.unique(np.linspace(0, len(idx) - 1, max_draws).round().astype(int))]
+
+
+def kplus_mode(kplus: np.ndarray) -> int:
+    """The most probable K+ (ties: the smaller), as in ``clusters.count_summary``."""
+    vals, counts = np.unique(np.asarray(kplus).ravel(), return_counts=True)
+    return int(vals[np.argmax(counts)])
 
 
 def pointwise_loo(dt: xr.DataTree) -> tuple[np.ndarray, dict] | tuple[None, None]:
@@ -127,57 +132,125 @@ def point_partition(z: np.ndarray, max_n: int, seed: int) -> tuple[np.ndarray, n
     return labels, certainty, info
 
 
-def analyse(dt: xr.DataTree, seed: int = 0, max_n: int = 3000) -> tuple[xr.DataTree, dict]:
-    """Relabel, summarise clusters, estimate the point partition and LOO; extend the DataTree."""
+def choose_k(kplus: np.ndarray, tied: list[int] | None, partition_k: int) -> tuple[int, str]:
+    """K̂ for the identified solution: the mode of K+; when other values are tied with it
+    within Monte Carlo error and the point partition's number of clusters is one of them,
+    that one (so the cluster table and the point partition agree)."""
+    mode = kplus_mode(kplus)
+    if tied and len(tied) > 1 and partition_k in tied:
+        return partition_k, (
+            f"K+ = {partition_k}: tied with the mode within Monte Carlo error and equal to the "
+            "point partition's number of clusters"
+        )
+    return mode, f"K+ = {mode}, the posterior mode"
+
+
+def analyse(
+    dt: xr.DataTree, seed: int = 0, max_n: int = 3000, tied: list[int] | None = None
+) -> tuple[xr.DataTree, dict]:
+    """Estimate the point partition, identify and summarise the clusters, LOO; extend dt.
+
+    ``tied``: the K+ values tied with the mode within Monte Carlo error (summary.json's
+    ``n_clusters.tied_with_mode``), used by ``choose_k``.
+    """
     w_all, mu_all, cov_all, z_all = _params(dt)
     c, s = dt["posterior"]["w"].shape[:2]
-    keep, per_chain = _thin_index(c, s, MAX_DRAWS)
-    w, mu, cov, z = w_all[keep], mu_all[keep], cov_all[keep], z_all[keep]
     x = dt["observed_data"]["x"].values
-    perms, method = relabel_draws(w, mu, cov, z, x, seed=seed)
-    clusters = relabel.cluster_summary(w, mu, cov, z, perms, chains=c if per_chain > 1 else None)
-    _, w_r, mu_r, cov_r = relabel.apply_permutation(perms, w=w, mu=mu, cov=cov)
-    labels, certainty, partition_info = point_partition(z, max_n, seed)
+    keep, _ = _thin_index(c, s, MAX_DRAWS)
+    labels, co_clustering, partition_info = point_partition(
+        z_all[keep].astype(np.int64), max_n, seed
+    )
+    kplus = dt["allocations"]["n_clusters"].values.reshape(-1)
+    k_hat, why = choose_k(kplus, tied, partition_info["n_clusters"])
+    with_mode = np.flatnonzero(kplus == k_hat)
+    sel = _thin(with_mode, MAX_DRAWS)
+    chain_of = sel // s
+    ident = ident_mod.identify(
+        w_all[sel], mu_all[sel], cov_all[sel], z_all[sel].astype(np.int64), x, k_hat, seed
+    )
+    clusters = ident_mod.summarise_clusters(ident, chain_of if c > 1 else None)
     elpd_i, loo_info = pointwise_loo(dt)
 
-    dims = ("chain", "draw", "cluster")
-    k = w.shape[1]
-    shape = (c, per_chain)
-    rel = {
-        "w": (dims, w_r.reshape(shape + (k,))),
-        "mu": (dims + ("feature",), mu_r.reshape(shape + mu.shape[1:])),
-    }
-    if "sigma" in dt["posterior"]:
-        rel["sigma"] = (dims, np.sqrt(cov_r[..., 0, 0]).reshape(shape + (k,)))
-    else:
-        rel["cov"] = (dims + ("feature", "feature_bis"), cov_r.reshape(shape + cov.shape[1:]))
-    coords = {
-        "chain": np.arange(c),
-        "draw": np.arange(per_chain),
-        "cluster": np.arange(k),
-        "feature": dt["posterior"]["feature"].values,
-    }
-    if "cov" in rel:
-        coords["feature_bis"] = dt["posterior"]["feature_bis"].values
-    relabelled = xr.Dataset(rel, coords=coords)
-    relabelled.attrs["method"] = method
-    relabelled.attrs["thinned_from_draws"] = int(s)
-    dt["relabelled"] = xr.DataTree(relabelled)
+    dt["relabelled"] = xr.DataTree(_relabelled_dataset(dt, ident, sel, s))
+    dt["relabelled"].attrs.update(
+        {"method": ident["method"], "k": k_hat, "draws_with_k": int(len(with_mode))}
+    )
     alloc = dt["allocations"].to_dataset()
     alloc["partition"] = ("obs_id", labels.astype(np.int32))
-    alloc["certainty"] = ("obs_id", certainty)
+    alloc["co_clustering"] = ("obs_id", co_clustering)
     if elpd_i is not None:
         alloc["loo_elpd"] = ("obs_id", elpd_i)
     dt["allocations"] = xr.DataTree(alloc)
-    partition_info["relabelling"] = method
     partition_info["draws_used"] = int(len(keep))
-    partition_info["certainty_mean"] = float(np.mean(certainty))
-    partition_info["n_uncertain_below_0.8"] = int(np.sum(certainty < 0.8))
-    return dt, {"clusters": clusters, "partition": partition_info, "loo": loo_info}
+    partition_info["co_clustering_mean"] = float(np.mean(co_clustering))
+    prob = ident["membership"].max(axis=1)
+    identified = {
+        "k": k_hat,
+        "draws_with_k": int(len(with_mode)),
+        "share": float(len(with_mode) / kplus.size),
+        "draws_used": int(len(sel)),
+        "relabelling": ident["method"],
+        "why": why,
+        "rule": (
+            f"draws with K+ = {k_hat}, their {k_hat} occupied clusters only, relabelled "
+            "(Frühwirth-Schnatter, Malsiner-Walli & Grün 2021)"
+        ),
+    }
+    membership = {
+        "threshold": MEMBERSHIP_THRESHOLD,
+        "n_below": int(np.sum(prob < MEMBERSHIP_THRESHOLD)),
+        "n_below_half": int(np.sum(prob < 0.5)),
+        "n": int(prob.size),
+        "mean_probability": float(prob.mean()),
+        "definition": (
+            "P(observation in its cluster | data, K+ = "
+            f"{k_hat}): the share of the identified draws in which it is there"
+        ),
+    }
+    return dt, {
+        "identified": identified,
+        "clusters": clusters,
+        "membership": membership,
+        "partition": partition_info,
+        "loo": loo_info,
+    }
+
+
+def _relabelled_dataset(dt: xr.DataTree, ident: dict, sel: np.ndarray, s: int) -> xr.Dataset:
+    """The identified draws (dims sample, cluster, ...) and the membership probabilities."""
+    sample = ("sample",)
+    rel = {
+        "w": (sample + ("cluster",), ident["w"]),
+        "mu": (sample + ("cluster", "feature"), ident["mu"]),
+        "membership": (("obs_id", "cluster"), ident["membership"]),
+    }
+    if "sigma" in dt["posterior"]:
+        rel["sigma"] = (sample + ("cluster",), np.sqrt(ident["cov"][..., 0, 0]))
+    else:
+        rel["cov"] = (sample + ("cluster", "feature", "feature_bis"), ident["cov"])
+    coords = {
+        "sample": np.arange(len(sel)),
+        "chain": ("sample", (sel // s).astype(np.int32)),
+        "draw": ("sample", (sel % s).astype(np.int32)),
+        "cluster": np.arange(ident["w"].shape[1]),
+        "feature": dt["posterior"]["feature"].values,
+        "obs_id": np.arange(ident["membership"].shape[0]),
+    }
+    if "cov" in rel:
+        coords["feature_bis"] = dt["posterior"]["feature_bis"].values
+    return xr.Dataset(rel, coords=coords)
+
+
+def membership_table(dt: xr.DataTree) -> tuple[np.ndarray, np.ndarray]:
+    """Each observation's most probable identified cluster (0 = heaviest) and its probability."""
+    m = dt["relabelled"]["membership"].values
+    return m.argmax(axis=1), m.max(axis=1)
 
 
 def assignments_table(dt: xr.DataTree):
-    """One row per input row: point-estimate cluster, its probability, and LOO pointwise elpd."""
+    """One row per input row: its most probable identified cluster (numbered as in the cluster
+    table, 1 = heaviest) and P(it is there | data, K+ = mode); its SALSO point-partition cluster
+    and mean co-clustering probability with that cluster's members; LOO pointwise elpd."""
     import json
 
     import pandas as pd
@@ -186,11 +259,14 @@ def assignments_table(dt: xr.DataTree):
     rows = json.loads(dt.attrs.get("row_labels", "null")) or list(
         range(1, alloc.sizes["obs_id"] + 1)
     )
+    cluster, prob = membership_table(dt)
     table = pd.DataFrame(
         {
             "row": rows,
-            "cluster": alloc["partition"].values + 1,
-            "probability": np.round(alloc["certainty"].values, 6),
+            "cluster": cluster + 1,
+            "probability": np.round(prob, 6),
+            "partition": alloc["partition"].values + 1,
+            "co_clustering": np.round(alloc["co_clustering"].values, 6),
         }
     )
     if "loo_elpd" in alloc:

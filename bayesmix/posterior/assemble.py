@@ -2,7 +2,7 @@
 
 Groups: posterior (w, mu, sigma | cov + chol, alpha | gamma), sample_stats,
 log_likelihood (x), log_prior (concentration, when random), observed_data (x)
-and allocations (z, n_clusters, responsibilities).
+and allocations (z, n_clusters).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def build_datatree(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     flat = (c * s,)
     z_native = None if draws.z is None else draws.z.reshape(flat + (n,))
-    z, loglik_std, resp = allocations(
+    z, loglik_std = allocations(
         x_std,
         draws.w.reshape(flat + (k,)),
         draws.mu.reshape(flat + (k, d)),
@@ -100,16 +100,16 @@ def build_datatree(
             {
                 "z": (CD + ("obs_id",), z.astype(np.int16 if k < 32000 else np.int32)),
                 "n_clusters": (CD, kplus),
-                "responsibilities": (("obs_id", "cluster"), resp),
             },
-            coords=_sub(coords, {"a": (CD + ("obs_id", "cluster"),)}),
+            coords=_sub(coords, {"a": (CD + ("obs_id",),)}),
         ),
     }
     if log_prior:
         groups["log_prior"] = xr.Dataset(log_prior, coords=_sub(coords, log_prior))
     dt = xr.DataTree.from_dict(groups)
     meta = {
-        "engine": draws.engine,
+        "engine": str(draws.engine),
+        "sampler": draws.sampler or "",
         "seed": int(seed),
         "spec": json.dumps(spec.to_dict()),
         "data_sha256": data.sha256,

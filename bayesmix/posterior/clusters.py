@@ -8,7 +8,8 @@ import numpy as np
 def pmf(values: np.ndarray) -> dict[int, float]:
     """Empirical pmf of integer draws: {k: P(K = k)} over the observed k, sorted."""
     vals, counts = np.unique(np.asarray(values).ravel(), return_counts=True)
-    return {int(v): float(c) / counts.sum() for v, c in zip(vals, counts, strict=True)}
+    total = int(counts.sum())
+    return {int(v): float(c) / total for v, c in zip(vals, counts.tolist(), strict=True)}
 
 
 def credible_set(probs: dict[int, float], level: float = 0.9) -> list[int]:

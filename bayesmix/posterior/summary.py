@@ -7,8 +7,9 @@ import json
 import numpy as np
 import xarray as xr
 
+from bayesmix.engines.names import Engine
 from bayesmix.posterior import clusters
-from bayesmix.posterior.diagnostics import diagnostics
+from bayesmix.posterior.diagnostics import diagnostics, pmf_mcse
 
 LEVEL = 0.9
 
@@ -25,7 +26,33 @@ def label_invariant(dt: xr.DataTree) -> dict[str, np.ndarray]:
     return out
 
 
-def summarize(dt: xr.DataTree, weight_threshold: float = 0.02) -> dict:
+def kplus_summary(kplus: np.ndarray, level: float = LEVEL) -> dict:
+    """Posterior of K+ from (chain, draw) draws: pmf, mode, mean, credible set, the MCSE of each
+    P(K+ = k), and the values tied with the mode within Monte Carlo error.
+
+    k is tied with the mode m when P(m) - P(k) < 2 MCSE(1[K+ = m] - 1[K+ = k]), the MCSE of
+    the difference of the two indicator means (ArviZ, autocorrelation-aware).
+    """
+    out = clusters.count_summary(kplus, level)
+    k = np.asarray(kplus)
+    mode = out["mode"]
+    mcse, tied = {}, [mode]
+    for key, p in out["pmf"].items():
+        ind = (k == int(key)).astype(float)
+        mcse[key] = pmf_mcse(ind)
+        if int(key) != mode:
+            gap = out["pmf"][str(mode)] - p
+            se = pmf_mcse((k == mode).astype(float) - ind)
+            if se is not None and gap < 2.0 * se:
+                tied.append(int(key))
+    out["mcse"] = mcse
+    out["tied_with_mode"] = sorted(tied)
+    return out
+
+
+def summarize(
+    dt: xr.DataTree, weight_threshold: float = 0.02, engine_info: dict | None = None
+) -> dict:
     """The posterior answer about the number of clusters, with diagnostics and provenance."""
     post = dt["posterior"]
     w = post["w"].values
@@ -38,18 +65,25 @@ def summarize(dt: xr.DataTree, weight_threshold: float = 0.02) -> dict:
     if "diverging" in dt["sample_stats"]:
         divergences = int(dt["sample_stats"]["diverging"].values.sum())
     attrs = dt.attrs
+    engine = Engine.parse(attrs["engine"])
+    sampler = attrs.get("sampler") or None
+    info = engine_info or {}
     spec = json.loads(attrs["spec"])
     n_obs, n_feat = dt["observed_data"]["x"].shape
     summary = {
         "model": spec["name"],
-        "engine": attrs["engine"],
-        "n_clusters": clusters.count_summary(kplus, LEVEL),
+        "engine": engine.value,
+        "sampler": sampler,
+        "engine_label": engine.label(sampler),
+        "n_clusters": kplus_summary(kplus, LEVEL),
         "n_components_above": {"threshold": weight_threshold}
         | clusters.count_summary(clusters.n_components_above(w, weight_threshold), LEVEL),
         "effective_k": clusters.scalar_summary(clusters.effective_k(w), LEVEL),
         "weights": clusters.sorted_weights(w, LEVEL, max_k=10),
         "concentration": conc,
-        "diagnostics": diagnostics(label_invariant(dt), divergences, attrs["engine"]),
+        "diagnostics": diagnostics(
+            label_invariant(dt), divergences, engine, info.get("split_merge_accept_rate")
+        ),
         "data": {
             "n_obs": int(n_obs),
             "n_features": int(n_feat),
@@ -65,7 +99,7 @@ def summarize(dt: xr.DataTree, weight_threshold: float = 0.02) -> dict:
         "spec": spec,
         "seed": int(attrs["seed"]),
     }
-    if spec["mixing"]["type"] == "dp":
+    if spec["mixing"]["type"] == "dp" and engine.truncates_dp():
         leftover = w[..., -1]
         summary["truncation"] = {
             "T": int(w.shape[-1]),
@@ -75,17 +109,29 @@ def summarize(dt: xr.DataTree, weight_threshold: float = 0.02) -> dict:
     return summary
 
 
+def _words(ks: list[int]) -> str:
+    """[3] -> '3'; [3, 4] -> '3 or 4'; [3, 4, 5] -> '3, 4 or 5'."""
+    s = [str(k) for k in ks]
+    return s[0] if len(s) == 1 else f"{', '.join(s[:-1])} or {s[-1]}"
+
+
 def answer_sentence(summary: dict) -> str:
-    """One plain sentence with the most probable K+, its probability and the 90% set."""
+    """One plain sentence: the most probable K+ (or the values tied with it within Monte Carlo
+    error), their probabilities and the 90% credible set."""
     nc = summary["n_clusters"]
     mode = nc["mode"]
-    p = nc["pmf"][str(mode)]
+    pmf = nc["pmf"]
+    tied = nc.get("tied_with_mode") or [mode]
     cs = nc["credible_set_90"]
-    noun = "group" if mode == 1 else "groups"
-    alt = [k for k in sorted(nc["pmf"], key=lambda k: -nc["pmf"][k]) if int(k) != mode][:1]
-    also = f", possibly {alt[0]} ({100 * nc['pmf'][alt[0]]:.0f}%)" if alt else ""
     set_text = ", ".join(str(k) for k in cs)
-    return (
-        f"The data most likely hold {mode} {noun} ({100 * p:.0f}% posterior probability){also}; "
-        f"the 90% credible set for the number of occupied clusters is {{{set_text}}}."
-    )
+    tail = f"the 90% credible set for the number of occupied clusters is {{{set_text}}}."
+    if len(tied) > 1:
+        probs = " and ".join(f"{100 * pmf[str(k)]:.0f}%" for k in tied)
+        return (
+            f"The data hold {_words(tied)} groups, equally likely within Monte Carlo error "
+            f"({probs} posterior probability); {tail}"
+        )
+    noun = "group" if mode == 1 else "groups"
+    p = pmf[str(mode)]
+    pct = f"{100 * p:.1f}%" if p > 0.995 else f"{100 * p:.0f}%"
+    return f"The data most likely hold {mode} {noun} ({pct} posterior probability); {tail}"

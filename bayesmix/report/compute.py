@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayesmix import format as F
+from bayesmix.engines.names import Engine
 from bayesmix.report.loader import Params
 
 LEVEL = 0.9
@@ -18,20 +20,15 @@ MAX_PSM_OBS = 1500
 
 
 def fnum(x: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits; '-' for None / NaN."""
+    """A number with ``digits`` significant digits in plain notation with thousands separators
+    (21,140, not 2.114e+04); '–' for None / NaN."""
     if x is None:
         return "–"
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
-    if not math.isfinite(v):
-        return "–"
-    if abs(v) >= 10 ** (digits - 1) and abs(v) < 1e7:
-        return f"{v:.0f}"
-    if v != 0 and (abs(v) >= 1e7 or abs(v) < 10 ** -(digits + 1)):
-        return f"{v:.{digits}g}"
-    return f"{v:.{digits}g}"
+    return F.significant(v, digits)
 
 
 def finterval(iv: list | tuple | None, digits: int = 3) -> str:
@@ -157,30 +154,6 @@ def cluster_label(entry: dict, default: int) -> int:
         return default
 
 
-def display_labels(clusters: list[dict] | None, params: Params | None) -> dict[int, int]:
-    """Relabelled component index -> the number shown in the report: its rank by weight
-    (1 = heaviest), i.e. its position in summary["clusters"] (or by mean weight without it)."""
-    if clusters:
-        return {cluster_label(c, i): i + 1 for i, c in enumerate(clusters)}
-    if params is None:
-        return {}
-    order = np.argsort(-params.w.mean(0), kind="stable")
-    return {int(k): r + 1 for r, k in enumerate(order)}
-
-
-def occupied_labels(clusters: list[dict] | None, params: Params | None) -> list[int]:
-    """Relabelled clusters to draw: not mostly empty (summary), else mean weight >= 2%."""
-    if clusters:
-        labels = [cluster_label(c, i) for i, c in enumerate(clusters) if not c.get("empty_mostly")]
-        if params is not None:
-            labels = [k for k in labels if 0 <= k < params.n_components]
-        return labels
-    if params is None:
-        return []
-    w = params.w.mean(0)
-    return [int(k) for k in np.argsort(-w) if w[k] >= 0.02]
-
-
 def cluster_rows(clusters: list[dict], columns: list[str]) -> list[dict]:
     """One table row per relabelled cluster from summary["clusters"] (tolerant of key names)."""
     rows = []
@@ -198,12 +171,14 @@ def cluster_rows(clusters: list[dict], columns: list[str]) -> list[dict]:
         ess = c.get("ess_bulk")
         if ess is None:
             ess = w_entry.get("ess_bulk")
+        size = _mean_lo_hi(c.get("size"))
         row = {
             "number": i + 1,
             "label": cluster_label(c, i),
             "occupancy": c.get("occupancy"),
             "empty_mostly": bool(c.get("empty_mostly")),
             "weight": None if weight is None else _cell(weight, ()),
+            "size": None if size is None else _cell(size, ()) | {"integer": True},
             "features": [],
             "corr": [],
             "r_hat": _scalar_or_max(rhat),
@@ -260,73 +235,27 @@ def _scalar_or_min(v) -> float | None:
 # --------------------------------------------------------------------------- membership
 
 
-def _counts(z: np.ndarray, partition: np.ndarray, k: int, c: int) -> np.ndarray:
-    """cnt[s, k, c] = #{j: z_sj = k, partition_j = c}."""
-    s = z.shape[0]
-    code = (np.arange(s)[:, None] * k + z.astype(np.int64)) * c + partition[None, :]
-    return np.bincount(code.ravel(), minlength=s * k * c).reshape(s, k, c)
-
-
-def co_membership(
-    z: np.ndarray, partition: np.ndarray, idx: np.ndarray | None = None, chunk: int = 1 << 22
-) -> np.ndarray:
-    """P[i, c]: mean posterior probability that observation i shares a cluster with the other
-    members of point-partition cluster c, (len(idx), C). A singleton's own cluster gives 1.
-
-    P[i, c] = (1/S) sum_s (#{j != i in c: z_sj = z_si}) / (n_c - [i in c]); O(S N) memory-light.
-    """
-    partition = np.asarray(partition, dtype=np.int64)
-    z = np.asarray(z)
-    n_cl = int(partition.max()) + 1
-    k = int(z.max()) + 1
-    idx = np.arange(z.shape[1]) if idx is None else np.asarray(idx)
-    sizes = np.bincount(partition, minlength=n_cl).astype(float)
-    own = partition[idx][:, None] == np.arange(n_cl)[None, :]  # (I, C)
-    denom = sizes[None, :] - own
-    total = np.zeros((len(idx), n_cl))
-    step = max(1, chunk // max(1, k * n_cl + len(idx) * n_cl))
-    for a in range(0, z.shape[0], step):
-        zc = z[a : a + step]
-        cnt = _counts(zc, partition, k, n_cl)  # (s, K, C)
-        got = cnt[np.arange(zc.shape[0])[:, None], zc[:, idx].astype(np.int64)]  # (s, I, C)
-        total += got.sum(0) - own * zc.shape[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = total / z.shape[0] / denom
-    p[(denom == 0) & own] = 1.0
-    p[(denom == 0) & ~own] = 0.0
-    return p
-
-
-def certainty_from_draws(z: np.ndarray, partition: np.ndarray) -> np.ndarray:
-    """Each observation's mean co-clustering probability with its own point-estimate cluster."""
-    p = co_membership(z, partition)
-    return p[np.arange(p.shape[0]), np.asarray(partition, dtype=np.int64)]
-
-
 def least_certain(
-    certainty: np.ndarray,
-    partition: np.ndarray,
-    z: np.ndarray | None,
-    x: np.ndarray,
-    row_labels: np.ndarray,
-    n: int = 10,
+    membership: np.ndarray, x: np.ndarray, row_labels: np.ndarray, n: int = 10
 ) -> list[dict]:
-    """The ``n`` least certain observations, with their values and top-2 clusters."""
-    order = np.argsort(certainty, kind="stable")[:n]
-    probs = co_membership(z, partition, order) if z is not None else None
+    """The ``n`` observations least sure of their cluster, with their values and their two most
+    probable clusters (numbered from 1, as in the cluster table); ``membership`` (N, K)."""
+    prob = membership.max(axis=1)
+    order = np.argsort(prob, kind="stable")[:n]
     rows = []
-    for r, i in enumerate(order):
-        top = []
-        if probs is not None:
-            best = np.argsort(-probs[r], kind="stable")[:2]
-            top = [{"cluster": int(c) + 1, "p": float(probs[r, c])} for c in best]
+    for i in order:
+        best = np.argsort(-membership[i], kind="stable")[:2]
         rows.append(
             {
                 "row": _plain(row_labels[i]),
                 "x": [float(v) for v in x[i]],
-                "certainty": float(certainty[i]),
-                "cluster": int(partition[i]) + 1,
-                "top": top,
+                "probability": float(prob[i]),
+                "cluster": int(best[0]) + 1,
+                "top": [
+                    {"cluster": int(c) + 1, "p": float(membership[i, c])}
+                    for c in best
+                    if membership[i, c] > 0
+                ],
                 "index": int(i),
             }
         )
@@ -361,22 +290,6 @@ def psm_observations(n: int, max_n: int = MAX_PSM_OBS, seed: int = 0) -> np.ndar
 
 
 # --------------------------------------------------------------------------- ellipses
-
-
-def match_by_overlap(assigned: np.ndarray, partition: np.ndarray, n_comp: int) -> list[int | None]:
-    """For components 0..n_comp-1 (``assigned``: each observation's component), the partition
-    cluster sharing the most observations with each, one-to-one (Hungarian); None if none."""
-    from scipy.optimize import linear_sum_assignment
-
-    n_part = int(partition.max()) + 1
-    counts = np.zeros((n_comp, n_part), dtype=np.int64)
-    np.add.at(counts, (assigned, partition), 1)
-    rows, cols = linear_sum_assignment(counts, maximize=True)
-    out: list[int | None] = [None] * n_comp
-    for r, c in zip(rows, cols, strict=True):
-        if counts[r, c] > 0:
-            out[int(r)] = int(c)
-    return out
 
 
 def ellipse_path(mu: np.ndarray, cov: np.ndarray, radius: float, n: int = 100) -> np.ndarray:
@@ -425,7 +338,7 @@ def _r3(v: float | None) -> str:
 
 
 def _per_quantity(quantities: dict, key: str, fmt) -> str:
-    return ", ".join(f"{name} {fmt(q.get(key))}" for name, q in quantities.items())
+    return ", ".join(f"{name} {_stat_text(q, key, fmt)}" for name, q in quantities.items())
 
 
 def _row(check: str, value: str, status: str, detail: str = "", action: str = "", rule: str = ""):
@@ -439,12 +352,31 @@ def _row(check: str, value: str, status: str, detail: str = "", action: str = ""
     }
 
 
+def _rhat_value(q: dict) -> float:
+    """A quantity's R-hat; inf when ArviZ found it infinite, nan when it is missing."""
+    if q.get("r_hat") is not None:
+        return float(q["r_hat"])
+    return math.inf if q.get("r_hat_infinite") else math.nan
+
+
+def _stat_text(q: dict, key: str, fmt) -> str:
+    value = q.get(key)
+    if value is not None:
+        return fmt(value)
+    return "∞" if key == "r_hat" and q.get("r_hat_infinite") else "n/a"
+
+
 def _rhat_row(quantities: dict, chains: int) -> dict | None:
-    rhats = {n: q["r_hat"] for n, q in quantities.items() if q.get("r_hat") is not None}
-    if not rhats:
+    if not quantities:
         return None
-    worst = max(rhats, key=lambda n: rhats[n])
-    status = _light(rhats[worst], RHAT_GREEN, RHAT_AMBER) if chains > 1 else "amber"
+    rhats = {n: _rhat_value(q) for n, q in quantities.items()}
+    # a missing (nan) or infinite R-hat is the worst value: it always fails the check
+    worst = max(rhats, key=lambda n: (not math.isfinite(rhats[n]), rhats[n]))
+    bad = not math.isfinite(rhats[worst])
+    if chains <= 1:
+        status = "amber"
+    else:
+        status = "red" if bad else _light(rhats[worst], RHAT_GREEN, RHAT_AMBER)
     action = {
         "green": "",
         "amber": "Chains nearly agree: run more draws (--draws, --tune) before trusting the "
@@ -454,28 +386,34 @@ def _rhat_row(quantities: dict, chains: int) -> dict | None:
     }[status]
     if chains == 1:
         action = "One chain: R-hat cannot detect non-convergence; run --chains 4."
+    elif bad:
+        note = (quantities[worst].get("notes") or {}).get("r_hat", "R-hat could not be computed")
+        action = f"R-hat is not finite: {note}. " + action
     return _row(
         "R-hat (max)",
-        f"{_r3(rhats[worst])} ({worst})",
+        f"{_stat_text(quantities[worst], 'r_hat', _r3)} ({worst})",
         status,
         _per_quantity(quantities, "r_hat", _r3),
         action,
-        f"green ≤ {RHAT_GREEN}, amber ≤ {RHAT_AMBER}",
+        f"green ≤ {RHAT_GREEN}, amber ≤ {RHAT_AMBER}; ∞ or n/a fails",
     )
 
 
 def _ess_row(quantities: dict, chains: int, key: str, engine: str = "") -> dict | None:
-    vals = {n: q[key] for n, q in quantities.items() if q.get(key) is not None}
-    if not vals:
+    if not quantities:
         return None
+    vals = {n: (math.nan if q.get(key) is None else float(q[key])) for n, q in quantities.items()}
     target = ESS_PER_CHAIN * chains
-    worst = min(vals, key=lambda n: vals[n])
-    status = _light(vals[worst], target, target / 2, higher_is_better=True)
+    worst = min(vals, key=lambda n: (math.isfinite(vals[n]), vals[n]))
+    if math.isfinite(vals[worst]):
+        status = _light(vals[worst], target, target / 2, higher_is_better=True)
+    else:
+        status = "red"
     what = "posterior means" if key == "ess_bulk" else "interval ends (tails)"
     action = (
         "" if status == "green" else f"Too few effective draws for stable {what}: increase --draws"
     )
-    if status != "green" and engine == "nuts":
+    if status != "green" and _is_nuts(engine):
         action += (
             " (K+ mixes slowly under NUTS; with conjugate priors --engine collapsed mixes "
             "far better)"
@@ -486,11 +424,11 @@ def _ess_row(quantities: dict, chains: int, key: str, engine: str = "") -> dict 
     label = "ESS bulk (min)" if key == "ess_bulk" else "ESS tail (min)"
     return _row(
         label,
-        f"{_int(vals[worst])} ({worst})",
+        f"{_stat_text(quantities[worst], key, _int)} ({worst})",
         status,
         _per_quantity(quantities, key, _int),
         action,
-        f"green ≥ {target} ({ESS_PER_CHAIN} per chain), amber ≥ {target // 2}",
+        f"green ≥ {target} ({ESS_PER_CHAIN} per chain), amber ≥ {target // 2}; n/a fails",
     )
 
 
@@ -522,10 +460,18 @@ def _divergence_row(diag: dict, total: int) -> dict:
     )
 
 
+def _is_nuts(engine: str) -> bool:
+    try:
+        return Engine.parse(engine) is Engine.NUTS
+    except ValueError:
+        return False
+
+
 def _truncation_row(summary: dict) -> dict:
     trunc = summary.get("truncation")
-    if not trunc or summary.get("engine") == "collapsed":
-        why = "untruncated (collapsed engine)" if trunc else "not a truncated DP"
+    if not trunc:
+        untruncated = str(summary.get("engine", "")) == Engine.COLLAPSED
+        why = "untruncated (collapsed engine)" if untruncated else "not a truncated DP"
         return _row("DP truncation leftover mass", "n/a", "grey", why)
     q99 = float(trunc.get("leftover_mass_q99", 0.0))
     status = _light(q99, LEFTOVER_GREEN, LEFTOVER_AMBER)
@@ -533,7 +479,7 @@ def _truncation_row(summary: dict) -> dict:
         ""
         if status == "green"
         else "The last stick holds real weight: refit with a larger truncation "
-        "(mixing.n_components) or --engine collapsed (untruncated)."
+        "(mixing.truncation) or --engine collapsed (untruncated)."
     )
     return _row(
         "DP truncation leftover mass",
@@ -574,6 +520,52 @@ def _loo_row(summary: dict, n_obs: int | None) -> dict:
     )
 
 
+def _mixing_row(diag: dict) -> dict | None:
+    mix = diag.get("mixing")
+    if not mix:
+        return None
+    if not mix.get("checked"):
+        return _row("Chains move between partitions", "n/a", "grey", "checked for Gibbs engines")
+    rates = diag.get("split_merge_accept_rate")
+    value = "K+ changes in every chain"
+    if rates:
+        value += f"; split-merge acceptance ≥ {100 * min(rates):.2f}%"
+    if mix.get("warnings"):
+        return _row(
+            "Chains move between partitions",
+            "no" if "every draw" in mix["warnings"][0] else "some chains stuck",
+            "amber",
+            "; ".join(mix["warnings"]),
+            "Rerun with another --seed and longer --tune; if the answers differ, the chains "
+            "have not mixed.",
+            "amber: a chain whose K+ never changes, or split-merge acceptance < 1%",
+        )
+    return _row("Chains move between partitions", value, "green", "", "", "")
+
+
+def _kernel_row(diag: dict) -> dict | None:
+    check = diag.get("kernel_family")
+    if not check:
+        return None
+    if check.get("status") == "not_applicable":
+        return _row("Kernel family (EM + BIC by family)", "n/a", "grey", check.get("reason", ""))
+    gain = float(check.get("bic_gain") or 0.0)
+    value = (
+        f"{check['fitted_family']} (this model) is best"
+        if check["best_family"] == check["fitted_family"]
+        else f"{check['best_family']} better by ΔBIC {gain:,.0f}"
+    )
+    status = "amber" if check.get("status") == "warn" else "green"
+    return _row(
+        "Kernel family (EM + BIC by family)",
+        value,
+        status,
+        f"EM + BIC finds {check['k_best']} groups with {check['best_family']} covariances",
+        check.get("warning", "") + ("." if check.get("warning") else ""),
+        "amber: another family is better by ΔBIC > 10 and counts a different number of groups",
+    )
+
+
 def traffic_lights(summary: dict, n_obs: int | None = None) -> list[dict]:
     """Rows {check, value, status (green|amber|red|grey), detail, action, rule} of the
     diagnostics; every non-green row says what to do."""
@@ -585,5 +577,6 @@ def traffic_lights(summary: dict, n_obs: int | None = None) -> list[dict]:
     rows = [_rhat_row(quantities, chains)]
     engine = str(summary.get("engine", ""))
     rows += [_ess_row(quantities, chains, key, engine) for key in ("ess_bulk", "ess_tail")]
-    rows += [_divergence_row(diag, total), _truncation_row(summary), _loo_row(summary, n_obs)]
+    rows += [_divergence_row(diag, total), _mixing_row(diag), _truncation_row(summary)]
+    rows += [_loo_row(summary, n_obs), _kernel_row(diag)]
     return [r for r in rows if r is not None]

@@ -2,8 +2,10 @@
 
 Posterior draws are simulated around known clusters (no label switching), then assembled by
 the package's own ``build_datatree`` and ``summarize``, so the layout is the real one. With
-``extras`` the optional parts are added as the pipeline will write them: the ``relabelled``
-group, ``allocations/partition`` and ``allocations/certainty``, and summary ``clusters``.
+``extras`` the package's own ``analyse`` adds the optional parts: the ``relabelled`` group
+(identified clusters and membership), ``allocations/partition`` and
+``allocations/co_clustering``, and the summary's ``identified``, ``clusters``, ``membership``,
+``partition``, ``loo`` and ``counts``.
 """
 
 from __future__ import annotations
@@ -68,17 +70,18 @@ def write_example_fit(
     """Write posterior.nc and summary.json of a synthetic fit into ``out`` (see module doc).
 
     ``clusters_format``: "brief" ({"label", "mean": {"mean", "interval_90"}, ...}) or
-    "relabel" (the output of ``bayesmix.posterior.relabel.cluster_summary``).
+    "relabel" (the output of ``bayesmix.posterior.identified.summarise_clusters``).
     """
     import xarray as xr
 
     from bayesmix.data import Dataset
     from bayesmix.engines.base import Draws
     from bayesmix.io import write_datatree, write_json
+    from bayesmix.posterior.analysis import analyse
     from bayesmix.posterior.assemble import build_datatree
+    from bayesmix.posterior.counts import count_table
     from bayesmix.posterior.summary import summarize
     from bayesmix.priors import prior_k_from_spec
-    from bayesmix.report.compute import certainty_from_draws
     from bayesmix.spec import load_spec
     from bayesmix.versions import versions
 
@@ -99,26 +102,12 @@ def write_example_fit(
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = []
-    summary["timing"] = {"compile_s": 0.0, "sampling_s": 0.0, "total_s": 0.0}
     if extras:
-        post = dt["posterior"].to_dataset()
-        keep = [v for v in ("w", "mu", "sigma", "cov") if v in post]
-        dt["relabelled"] = post[keep]
-        z = dt["allocations"]["z"].values.reshape(chains * draws, n)
-        sizes = np.bincount(labels)
-        partition = np.argsort(np.argsort(-sizes, kind="stable"))[labels]
-        certainty = certainty_from_draws(z, partition)
-        alloc = dt["allocations"].to_dataset()
-        alloc["partition"] = ("obs_id", partition.astype(np.int64))
-        alloc["certainty"] = ("obs_id", certainty)
-        dt["allocations"] = alloc
-        summary["clusters"] = _cluster_summary(dt, chains, clusters_format)
-        summary["partition"] = {
-            "loss": "VI",
-            "n_clusters": int(partition.max()) + 1,
-            "expected_loss": 0.12,
-            "credible_ball": {"radius": 0.3, "level": 0.95},
-        }
+        dt, extra = analyse(dt, seed=seed, tied=summary["n_clusters"]["tied_with_mode"])
+        summary.update(extra)
+        if clusters_format == "brief":
+            summary["clusters"] = _brief(summary["clusters"])
+        summary["counts"] = count_table(summary)
     if loo:
         summary["loo"] = {"elpd": -250.0, "se": 8.0, "n_pareto_k_bad": 2}
     write_datatree(out / "posterior.nc", dt)
@@ -127,31 +116,18 @@ def write_example_fit(
     return out
 
 
-def _cluster_summary(dt, chains: int, fmt: str) -> list[dict]:
-    from bayesmix.posterior.relabel import cluster_summary
+def _brief(clusters: list[dict]) -> list[dict]:
+    """The cluster entries in an older key layout ({"label", "mean": {"mean", "interval_90"}}),
+    which the report must read too."""
 
-    post = dt["relabelled"]
-    s = chains * post.sizes["draw"]
-    w = post["w"].values.reshape(s, -1)
-    mu = post["mu"].values.reshape(s, w.shape[1], -1)
-    if "cov" in post:
-        cov = post["cov"].values.reshape(s, w.shape[1], mu.shape[2], mu.shape[2])
-    else:
-        cov = (post["sigma"].values.reshape(s, -1) ** 2)[..., None, None]
-    z = dt["allocations"]["z"].values.reshape(s, -1)
-    perms = np.broadcast_to(np.arange(w.shape[1]), (s, w.shape[1]))
-    raw = cluster_summary(w, mu, cov, z, perms, chains=chains)
-    if fmt == "relabel":
-        return raw
+    def conv(e: dict | None) -> dict | None:
+        if e is None:
+            return None
+        lo, hi = np.asarray(e["lower"]), np.asarray(e["upper"])
+        return {"mean": e["mean"], "interval_90": np.stack([lo, hi], -1).tolist()}
+
     out = []
-    for c in raw:
-
-        def conv(e: dict | None) -> dict | None:
-            if e is None:
-                return None
-            lo, hi = np.asarray(e["lower"]), np.asarray(e["upper"])
-            return {"mean": e["mean"], "interval_90": np.stack([lo, hi], -1).tolist()}
-
+    for c in clusters:
         entry = {
             "label": c["cluster"],
             "occupancy": c["occupancy"],
@@ -160,7 +136,7 @@ def _cluster_summary(dt, chains: int, fmt: str) -> list[dict]:
             "r_hat": c["weight"].get("rhat"),
             "ess_bulk": c["weight"].get("ess_bulk"),
         }
-        for key, src in (("mean", "mu"), ("sd", "sd"), ("corr", "corr")):
+        for key, src in (("mean", "mu"), ("sd", "sd"), ("corr", "corr"), ("size", "size")):
             if src in c:
                 entry[key] = conv(c[src])
         out.append(entry)

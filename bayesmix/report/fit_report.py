@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesmix.posterior.kernel_check import FAMILY_WORDS
 from bayesmix.report import compute as C
 from bayesmix.report import plots as P
 from bayesmix.report.figures import FigureSet
-from bayesmix.report.loader import FitData, Params
+from bayesmix.report.loader import FitData
 
 MAX_PAIRS_FEATURES = 6
 N_LEAST_CERTAIN = 10
@@ -36,32 +37,54 @@ def answer_section(s: dict, figs: FigureSet) -> dict:
     nc = s.get("n_clusters") or {}
     prior = (s.get("prior_n_clusters") or {}).get("pmf")
     post = nc.get("pmf") or {}
-    out = {"sentence": "", "table": [], "note": None, "stats": []}
+    out = {
+        "sentence": "",
+        "table": [],
+        "note": None,
+        "stats": [],
+        "warnings": [],
+        "counts": s.get("counts") or [],
+    }
     if not post:
         out["note"] = _na("The posterior of K+")
         return out
     out["sentence"] = answer_sentence(s)
+    out["warnings"] = list((s.get("diagnostics") or {}).get("warnings") or [])
     kmax = C.k_display_limit(post, prior)
+    tied = nc.get("tied_with_mode") or [nc.get("mode")]
+    mcse = nc.get("mcse") or {}
     rows = []
     for k in range(1, kmax + 1):
         pp, pq = post.get(str(k)), (prior or {}).get(str(k))
         if (pp or 0.0) < 5e-4 and (pq or 0.0) < 0.02:
             continue
-        rows.append({"k": k, "posterior": pp or 0.0, "prior": pq, "mode": k == nc.get("mode")})
+        rows.append(
+            {
+                "k": k,
+                "posterior": pp or 0.0,
+                "mcse": mcse.get(str(k)),
+                "prior": pq,
+                "mode": k in tied,
+            }
+        )
     out["table"] = rows
-    mode, pm = nc["mode"], post[str(nc["mode"])]
     prior_note = (
         " The outlined bars are the prior of K+ implied by the model (exact, for this N): where "
         "the two agree, the data said little."
         if prior
         else " The prior of K+ is not stored in this summary."
     )
+    if len(tied) > 1:
+        top = " and ".join(f"K+ = {k} ({100 * post[str(k)]:.0f}%)" for k in tied)
+        lead = f"the tallest bars, {top}, are tied within Monte Carlo error"
+    else:
+        lead = f"the tallest bar is the answer, K+ = {tied[0]} ({100 * post[str(tied[0])]:.0f}%)"
     figs.add(
         "k_posterior",
         P.k_posterior_figure(post, prior, kmax),
         "Posterior and prior probability of each number of occupied clusters K+",
-        f"Posterior probability of K+ (filled): the tallest bar is the answer, K+ = {mode} "
-        f"({100 * pm:.0f}%); the spread of the bars is the uncertainty.{prior_note}",
+        f"Posterior probability of K+ (filled): {lead}; the spread of the bars is the "
+        f"uncertainty.{prior_note}",
     )
     stats = [("Posterior mean K+", C.fnum(nc.get("mean"), 3))]
     if prior:
@@ -72,74 +95,17 @@ def answer_section(s: dict, figs: FigureSet) -> dict:
                 f"{C.fnum(p.get('mean'), 3)} / {C.fset(p.get('credible_set_90'))}",
             )
         )
-    ab = s.get("n_components_above")
-    if ab:
-        stats.append(
-            (
-                f"Components with weight > {ab.get('threshold')}",
-                f"mode {ab.get('mode')}, mean {C.fnum(ab.get('mean'), 3)}",
-            )
-        )
     ek = s.get("effective_k")
     if ek:
-        stats.append(
-            (
-                "Effective number of components exp(H(w))",
-                _mean_90(ek),
-            )
-        )
+        stats.append(("Effective number of components exp(H(w))", _mean_90(ek)))
     conc = s.get("concentration")
     if conc:
-        stats.append(
-            (
-                f"Concentration {conc.get('name')}",
-                _mean_90(conc),
-            )
-        )
-    part = s.get("partition")
-    if isinstance(part, dict) and part.get("n_clusters") is not None:
-        loss = C._first(part, "expected_loss", "expected_vi", "expected_vi_lower_bound")
-        name = str(part.get("loss", "loss")).split(" ")[0]
-        stats.append(
-            (
-                f"Point partition (SALSO, {name} loss)"
-                if "SALSO" in str(part.get("loss"))
-                else f"Point partition ({name} loss)",
-                f"{part['n_clusters']} clusters, expected {name} {C.fnum(loss, 3)}",
-            )
-        )
-        ball = C._first(part, "credible_ball", "credible_ball_95")
-        if isinstance(ball, dict) and isinstance(ball.get("upper"), dict):
-            lo_k = ball["upper"].get("n_clusters")
-            hi_k = ball["lower"].get("n_clusters") if isinstance(ball.get("lower"), dict) else None
-            level = ball.get("level", 0.95)
-            stats.append(
-                (
-                    f"{100 * float(level):.0f}% credible ball of the partition (VI)",
-                    f"radius {C.fnum(ball.get('radius'), 3)}; {lo_k} to {hi_k} clusters",
-                )
-            )
+        stats.append((f"Concentration {conc.get('name')}", _mean_90(conc)))
     out["stats"] = [{"label": a, "value": b} for a, b in stats]
     return out
 
 
 # --------------------------------------------------------------------------- 2. data and fit
-
-
-def _partition_colours(data: FitData, labels: list[int], params: Params) -> list[int | None]:
-    """Point-partition colour for each occupied relabelled component: the cluster it shares most
-    observations with (one-to-one), each observation going to its most probable component
-    under the posterior-mean parameters."""
-    if data.partition is None or data.x is None or not labels:
-        return [None] * len(labels)
-    m = params.mean()
-    logp = np.stack(
-        [
-            np.log(max(m.w[0, k], 1e-300)) + _log_normal(data.x, m.mu[0, k], m.cov[0, k])
-            for k in labels
-        ]
-    )  # (components, N)
-    return C.match_by_overlap(np.argmax(logp, axis=0), data.partition, len(labels))
 
 
 def _log_normal(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -154,15 +120,15 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
         out["notes"].append(_na("The data-and-fit figure (posterior.nc is missing)"))
         return out
     cols = data.columns
-    occupied = C.occupied_labels(data.summary.get("clusters"), data.relabelled)
     rel = data.relabelled
+    occupied = [] if rel is None else list(range(rel.n_components))
     if rel is None:
-        out["notes"].append(_na("Relabelled cluster parameters (component curves and ellipses)"))
-        occupied = []
-    if data.partition is None:
-        out["notes"].append(_na("The point partition (colours by cluster)"))
-    colours = _partition_colours(data, occupied, rel) if rel is not None else []
-    numbers = C.display_labels(data.summary.get("clusters"), rel)
+        out["notes"].append(_na("Identified cluster parameters (component curves and ellipses)"))
+    assign = data.assignment
+    if assign is None:
+        out["notes"].append(_na("Cluster membership (colours by cluster)"))
+    colours = occupied  # identified cluster c is drawn in colour c, numbered c + 1
+    numbers = {k: k + 1 for k in occupied}
     d = data.n_features
     if d == 1:
         band = C.density_band(data.x[:, 0], data.posterior)
@@ -179,18 +145,18 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
                         "colour": col,
                     }
                 )
-        fig = P.density_1d_figure(data.x[:, 0], band, comps, cols[0], data.partition)
+        fig = P.density_1d_figure(data.x[:, 0], band, comps, cols[0], assign)
         out["figure"] = figs.add(
             "data_fit",
             fig,
             f"Histogram of {cols[0]} with the posterior mixture density",
             "Blue-grey bars: the data (ticks below: each observation"
-            + (", coloured by its point-estimate cluster" if data.partition is not None else "")
+            + (", coloured by its most probable cluster" if assign is not None else "")
             + f"). Brown line and orange band: posterior mean density and its 90% pointwise band "
             f"({band.n_draws} posterior draws). "
             + (
-                "Dashed: weighted densities of the occupied components (posterior means after "
-                "relabelling). "
+                "Dashed: weighted densities of the identified clusters (posterior means, from the "
+                "draws the cluster table rests on). "
                 if comps
                 else ""
             )
@@ -216,13 +182,13 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
                 }
             )
     caption = (
-        "Points coloured by the point-estimate partition; solid and dashed ellipses are the 1σ "
-        "and 2σ contours of each occupied cluster (posterior means of its mean and covariance "
-        "after relabelling, numbered by weight). Look for points between ellipses (uncertain "
-        "membership) and ellipses that cover no data (weakly identified clusters)."
+        "Points coloured by their most probable cluster; solid and dashed ellipses are the 1σ "
+        "and 2σ contours of each identified cluster (posterior means of its mean and covariance "
+        "over the draws the cluster table rests on, numbered by weight). Look for points "
+        "between ellipses (uncertain membership) and ellipses that cover no data."
     )
     if d == 2:
-        fig = P.scatter_2d_figure(data.x, cols, data.partition, ellipses)
+        fig = P.scatter_2d_figure(data.x, cols, assign, ellipses)
         out["figure"] = figs.add(
             "data_fit", fig, f"Scatter of {cols[0]} and {cols[1]} with cluster ellipses", caption
         )
@@ -239,7 +205,7 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
         }
         for e in ellipses
     ]
-    fig = P.pairs_figure(data.x[:, shown], [cols[j] for j in shown], data.partition, sub)
+    fig = P.pairs_figure(data.x[:, shown], [cols[j] for j in shown], assign, sub)
     out["figure"] = figs.add(
         "data_fit", fig, "Pairs plot of the features with cluster ellipses", caption
     )
@@ -295,6 +261,7 @@ def clusters_section(data: FitData, figs: FigureSet) -> dict:
         return out
     out["rows"] = C.cluster_rows(clusters, data.columns)
     out["method"] = data.relabel_method
+    out["identified"] = s.get("identified")
     out["wide"] = len(data.columns) <= 2
     out["has_corr"] = any(r["corr"] for r in out["rows"])
     return out
@@ -304,39 +271,36 @@ def clusters_section(data: FitData, figs: FigureSet) -> dict:
 
 
 def membership_section(data: FitData, figs: FigureSet) -> dict:
+    mem = data.summary.get("membership") or {}
+    threshold = float(mem.get("threshold", 0.9))
     out = {
         "notes": [],
         "least": [],
         "certainty": None,
         "psm": None,
         "n_low": None,
+        "threshold": threshold,
+        "definition": mem.get("definition", ""),
         "has_loo": False,
     }
-    cert = data.certainty
-    if data.partition is not None and cert is None and data.z is not None:
-        cert = C.certainty_from_draws(data.z, data.partition)
-        out["notes"].append(
-            "Certainty computed here from the allocation draws (mean co-clustering probability "
-            "with the other members of the point-estimate cluster)."
-        )
-    if data.partition is None or cert is None or data.x is None:
-        out["notes"].append(_na("The point partition and assignment certainty"))
+    prob, assign = data.membership_probability, data.assignment
+    if prob is None or data.x is None:
+        out["notes"].append(_na("Cluster membership probabilities"))
     else:
         out["n_low"] = {
-            "below_50": int(np.sum(cert < 0.5)),
-            "below_90": int(np.sum(cert < 0.9)),
-            "n": int(cert.size),
+            "below_threshold": int(np.sum(prob < threshold)),
+            "below_50": int(np.sum(prob < 0.5)),
+            "n": int(prob.size),
         }
         out["certainty"] = figs.add(
             "certainty",
-            P.certainty_figure(cert),
-            "Histogram of assignment certainty",
-            "How sure the posterior is about each observation's cluster. Mass near 1: clear-cut "
-            "groups; observations left of the dotted lines (0.5, 0.9) sit between clusters.",
+            P.certainty_figure(prob, threshold),
+            "Histogram of each observation's membership probability",
+            "P(observation in its most probable cluster | data), over the draws the cluster "
+            "table rests on. Mass near 1: clear-cut groups; observations left of the dotted "
+            f"line ({threshold:g}) sit between clusters.",
         )
-        out["least"] = C.least_certain(
-            cert, data.partition, data.z, data.x, data.row_labels, N_LEAST_CERTAIN
-        )
+        out["least"] = C.least_certain(data.membership, data.x, data.row_labels, N_LEAST_CERTAIN)
         loo = _loo_by_row(data.assignments)
         if data.loo_elpd is not None and len(data.loo_elpd) == data.n_obs:
             out["has_loo"] = True
@@ -353,26 +317,26 @@ def membership_section(data: FitData, figs: FigureSet) -> dict:
 
     idx = C.psm_observations(data.z.shape[1])
     p = psm(data.z[:, idx])
-    part = None if data.partition is None else data.partition[idx]
-    sub_cert = None if cert is None else cert[idx]
-    order = C.psm_order(p, part, sub_cert)
+    groups = None if assign is None else assign[idx]
+    order = C.psm_order(p, groups, None if prob is None else prob[idx])
     subset = (
         f" Shown for a random subset of {len(idx)} of {data.z.shape[1]} observations (fixed seed)."
         if len(idx) < data.z.shape[1]
         else ""
     )
     how = (
-        "ordered by the point-estimate partition (boxes), most certain first within each"
-        if part is not None
-        else "ordered by average-linkage clustering of the matrix (no point partition stored)"
+        "ordered by most probable cluster (boxes, numbered as in the cluster table), most "
+        "certain first within each"
+        if groups is not None
+        else "ordered by average-linkage clustering of the matrix"
     )
     out["psm"] = figs.add(
         "psm",
-        P.psm_figure(p[np.ix_(order, order)], None if part is None else np.sort(part)),
+        P.psm_figure(p[np.ix_(order, order)], None if groups is None else np.sort(groups)),
         "Posterior co-clustering matrix",
-        f"Posterior probability that two observations share a cluster, {how}. Dark solid "
-        "blocks are stable clusters; grey off-diagonal bands show clusters that often merge."
-        + subset,
+        f"Posterior probability that two observations share a cluster (all draws), {how}. "
+        "Dark solid blocks are stable clusters; grey off-diagonal bands show clusters that "
+        "often merge." + subset,
     )
     return out
 
@@ -423,7 +387,7 @@ def overall_status(lights: list[dict]) -> str:
 
 
 def classical_section(data: FitData, figs: FigureSet, enabled: bool = True) -> dict:
-    out = {"result": None, "note": None, "line": "", "rows": [], "figure": None}
+    out = {"result": None, "note": None, "line": "", "rows": [], "figure": None, "families": []}
     if not enabled:
         out["note"] = "Classical EM comparison switched off for this report."
         return out
@@ -433,20 +397,39 @@ def classical_section(data: FitData, figs: FigureSet, enabled: bool = True) -> d
     from bayesmix.report.classical import cached_em_selection
 
     sha = (data.summary.get("data") or {}).get("sha256", "")
+    fitted = (data.summary.get("classical") or {}).get("fitted_family")
+    if fitted is None:
+        spec_cov = ((data.summary.get("spec") or {}).get("kernel") or {}).get("covariance")
+        fitted = spec_cov if data.n_features > 1 and spec_cov else "full"
     try:
-        res = cached_em_selection(data.fit_dir, data.x, sha)
+        res = cached_em_selection(data.fit_dir, data.x, sha, fitted=fitted)
     except Exception as exc:  # scikit-learn failing must not lose the Bayesian report
         out["note"] = f"The classical EM comparison failed: {type(exc).__name__}: {exc}"
         return out
     out["result"] = res
     nc = data.summary.get("n_clusters") or {}
-    mode = nc.get("mode")
-    pm = (nc.get("pmf") or {}).get(str(mode), 0.0)
+    tied = nc.get("tied_with_mode") or [nc.get("mode")]
+    pmf = nc.get("pmf") or {}
+    said = " or ".join(f"{k} ({100 * pmf.get(str(k), 0.0):.0f}%)" for k in tied)
+    fam_word = FAMILY_WORDS.get(res.get("fitted_family", "full"), "full")
     out["line"] = (
-        f"EM picks K = {res['best_bic']} by BIC and K = {res['best_aic']} by AIC; "
-        f"the posterior says K+ = {mode} ({100 * pm:.0f}%), 90% credible set "
+        f"EM with {fam_word} covariances picks K = {res['best_bic']} by BIC and "
+        f"K = {res['best_aic']} by AIC; the posterior says K+ = {said}, 90% credible set "
         f"{C.fset(nc.get('credible_set_90'))}."
     )
+    fams = res.get("families") or {}
+    if len(fams) > 1:
+        best = min(min(v["bic"]) for v in fams.values())
+        out["families"] = [
+            {
+                "family": FAMILY_WORDS.get(f, f),
+                "k": v["best_bic"],
+                "bic": min(v["bic"]),
+                "dbic": min(v["bic"]) - best,
+                "fitted": f == res.get("fitted_family"),
+            }
+            for f, v in fams.items()
+        ]
     bmin, amin = min(res["bic"]), min(res["aic"])
     out["rows"] = [
         {
@@ -486,7 +469,7 @@ def reproduce_section(s: dict) -> dict:
         "engine": s.get("engine", ""),
         "sampling": s.get("sampling") or {},
         "versions": [{"name": k, "version": v} for k, v in (s.get("versions") or {}).items()],
-        "timing": s.get("timing") or {},
+        "engine_label": s.get("engine_label") or s.get("engine", ""),
         "data_notes": d.get("notes") or [],
     }
 
@@ -502,11 +485,13 @@ def key_numbers(s: dict, classical: dict, lights: list[dict], data: FitData) -> 
     samp = s.get("sampling") or {}
     out = []
     if mode is not None:
+        tied = nc.get("tied_with_mode") or [mode]
         out.append(
             {
-                "label": "Most probable K+",
-                "value": str(mode),
-                "note": f"{100 * pmf.get(str(mode), 0):.0f}% posterior probability",
+                "label": "Most probable K+" if len(tied) == 1 else "Most probable K+ (tied)",
+                "value": " or ".join(str(k) for k in tied),
+                "note": " / ".join(f"{100 * pmf.get(str(k), 0):.0f}%" for k in tied)
+                + " posterior probability",
             }
         )
         out.append(
@@ -538,7 +523,7 @@ def key_numbers(s: dict, classical: dict, lights: list[dict], data: FitData) -> 
     out.append(
         {
             "label": "Sampler",
-            "value": str(s.get("engine", "?")),
+            "value": str(s.get("engine_label") or s.get("engine", "?")),
             "note": f"{samp.get('chains', '?')} chains × {samp.get('draws', '?')} draws",
         }
     )

@@ -46,8 +46,9 @@ class FitData:
     n_chains: int = 1
     kplus: np.ndarray | None = None  # (chain, draw)
     concentration: tuple[str, np.ndarray] | None = None  # (name, (chain, draw))
-    partition: np.ndarray | None = None  # (N,)
-    certainty: np.ndarray | None = None  # (N,)
+    partition: np.ndarray | None = None  # (N,) SALSO point partition
+    co_clustering: np.ndarray | None = None  # (N,) mean co-clustering with its partition cluster
+    membership: np.ndarray | None = None  # (N, K̂) P(z_i = c | data, K+ = K̂), identified clusters
     assignments: list[dict] | None = None
     loo_elpd: np.ndarray | None = None  # (N,) pointwise PSIS-LOO elpd
     relabel_method: str = ""
@@ -61,21 +62,34 @@ class FitData:
     def n_features(self) -> int:
         return 0 if self.x is None else self.x.shape[1]
 
+    @property
+    def assignment(self) -> np.ndarray | None:
+        """Each observation's most probable identified cluster (0 = heaviest)."""
+        return None if self.membership is None else self.membership.argmax(axis=1)
+
+    @property
+    def membership_probability(self) -> np.ndarray | None:
+        """P(observation in its most probable identified cluster | data)."""
+        return None if self.membership is None else self.membership.max(axis=1)
+
 
 def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape((-1,) + a.shape[2:])
 
 
 def _params(ds: xr.Dataset | None) -> Params | None:
-    """w, mu and sigma | cov of a posterior-like group, flattened over (chain, draw)."""
+    """w, mu and sigma | cov of a posterior-like group, flattened over (chain, draw) (or over
+    ``sample``, the identified draws of the ``relabelled`` group)."""
     if ds is None or "w" not in ds or "mu" not in ds:
         return None
-    w = _flat(np.asarray(ds["w"].values, dtype=float))
-    mu = _flat(np.asarray(ds["mu"].transpose("chain", "draw", "cluster", "feature").values))
+    lead = ("sample",) if "sample" in ds["w"].dims else ("chain", "draw")
+    flat = (lambda a: a) if lead == ("sample",) else _flat
+    w = flat(np.asarray(ds["w"].values, dtype=float))
+    mu = flat(np.asarray(ds["mu"].transpose(*lead, "cluster", "feature").values))
     if "cov" in ds:
-        cov = _flat(np.asarray(ds["cov"].values, dtype=float))
+        cov = flat(np.asarray(ds["cov"].values, dtype=float))
     elif "sigma" in ds:
-        sigma = _flat(np.asarray(ds["sigma"].values, dtype=float))
+        sigma = flat(np.asarray(ds["sigma"].values, dtype=float))
         cov = (sigma**2)[..., None, None]
     else:
         return None
@@ -97,8 +111,12 @@ def _read_assignments(path: Path) -> list[dict] | None:
         return None
 
 
-def load_fit(fit_dir: str | Path) -> FitData:
-    """summary.json (required) plus whatever posterior.nc and assignments.csv hold."""
+def load_fit(fit_dir: str | Path, dt: xr.DataTree | None = None) -> FitData:
+    """summary.json (required) plus whatever posterior.nc and assignments.csv hold.
+
+    ``dt``: the fit's DataTree already in memory (then posterior.nc is not read). From disk,
+    posterior.nc is opened lazily: only the arrays the report uses are read.
+    """
     fit_dir = Path(fit_dir)
     summary_path = fit_dir / "summary.json"
     if not summary_path.exists():
@@ -107,11 +125,23 @@ def load_fit(fit_dir: str | Path) -> FitData:
     data = FitData(fit_dir=fit_dir, summary=summary)
     data.assignments = _read_assignments(fit_dir / "assignments.csv")
     nc = fit_dir / "posterior.nc"
-    if not nc.exists():
+    if dt is not None:
+        _fill(data, dt)
+    elif not nc.exists():
         data.notes.append("posterior.nc is missing: figures that need the draws are left out")
         data.columns = [str(c) for c in summary.get("data", {}).get("columns", [])]
         return data
-    dt = xr.load_datatree(nc, engine="h5netcdf")
+    else:
+        opened = xr.open_datatree(nc, engine="h5netcdf")
+        try:
+            _fill(data, opened)
+        finally:
+            opened.close()
+    return data
+
+
+def _fill(data: FitData, dt: xr.DataTree) -> None:
+    """Copy the arrays the report needs from a (possibly lazily opened) DataTree."""
     obs = _group(dt, "observed_data")
     if obs is not None and "x" in obs:
         data.x = np.asarray(obs["x"].values, dtype=float)
@@ -133,6 +163,8 @@ def load_fit(fit_dir: str | Path) -> FitData:
     data.relabelled = _params(rel)
     if rel is not None:
         data.relabel_method = str(rel.attrs.get("method", ""))
+        if "membership" in rel:
+            data.membership = np.asarray(rel["membership"].values, dtype=float)
     if post is not None:
         for name in ("alpha", "gamma"):
             if name in post:
@@ -147,31 +179,8 @@ def load_fit(fit_dir: str | Path) -> FitData:
             data.kplus = np.asarray(alloc["n_clusters"].values)
         if "partition" in alloc:
             data.partition = np.asarray(alloc["partition"].values).astype(np.int64)
-        if "certainty" in alloc:
-            data.certainty = np.asarray(alloc["certainty"].values, dtype=float)
+        for name in ("co_clustering", "certainty"):  # "certainty": files before 0.2
+            if name in alloc and data.co_clustering is None:
+                data.co_clustering = np.asarray(alloc[name].values, dtype=float)
         if "loo_elpd" in alloc:
             data.loo_elpd = np.asarray(alloc["loo_elpd"].values, dtype=float)
-    if data.partition is None:
-        _partition_from_assignments(data)
-    return data
-
-
-def _partition_from_assignments(data: FitData) -> None:
-    """Fallback: point partition (and certainty) from assignments.csv, one row per observation."""
-    rows = data.assignments
-    if not rows or len(rows) != data.n_obs or "cluster" not in rows[0]:
-        return
-    try:
-        labels = np.array([int(r["cluster"]) for r in rows])
-    except (TypeError, ValueError):
-        return
-    _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    rank = np.empty(len(counts), dtype=np.int64)
-    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
-    data.partition = rank[inv]
-    if data.certainty is None and "probability" in rows[0]:
-        try:
-            data.certainty = np.array([float(r["probability"]) for r in rows])
-        except (TypeError, ValueError):
-            data.certainty = None
-    data.notes.append("Point partition taken from assignments.csv.")

@@ -259,15 +259,14 @@ def forest_figure(rows: Sequence[Mapping], xlabel: str) -> Figure:
 # --------------------------------------------------------------------------- 4. membership
 
 
-def certainty_figure(certainty: np.ndarray) -> Figure:
-    """Histogram of each observation's certainty of belonging to its point-estimate cluster."""
+def certainty_figure(probability: np.ndarray, threshold: float = 0.9) -> Figure:
+    """Histogram of each observation's probability of being in its most probable cluster."""
     fig = Figure(figsize=(4.6, 2.8), layout="constrained")
     ax = fig.add_subplot()
-    ax.hist(certainty, bins=np.linspace(0, 1, 21), color=PRIOR, edgecolor="white")
-    for t in (0.5, 0.9):
-        ax.axvline(t, color="#999999", lw=0.8, ls=":")
+    ax.hist(probability, bins=np.linspace(0, 1, 21), color=PRIOR, edgecolor="white")
+    ax.axvline(threshold, color="#999999", lw=0.8, ls=":")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("certainty of the point-estimate cluster", fontsize=9)
+    ax.set_xlabel("P(in its most probable cluster | data)", fontsize=9)
     ax.set_ylabel("observations", fontsize=9)
     _style(ax)
     return fig

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from bayesmix import format as F
 from bayesmix.io import write_text
 from bayesmix.report import compute as C
 
@@ -32,6 +33,14 @@ def _num(x, digits: int = 3, fixed: bool = False) -> str:
 
 def _iv(pair, digits: int = 3) -> str:
     return C.finterval(pair, digits)
+
+
+def _est(cell) -> str:
+    """'mean [lower, upper]' of a {mean, lower, upper} cell, rounded by the interval width."""
+    if not cell:
+        return "–"
+    fmt = F.count_estimate if cell.get("integer") else F.estimate
+    return fmt(cell.get("mean"), cell.get("lower"), cell.get("upper"))
 
 
 def _pct(x) -> str:
@@ -71,7 +80,9 @@ def md_fence(value: object, lang: str = "") -> str:
 
 
 def _filters(env: Environment) -> Environment:
-    env.filters.update(num=_num, iv=_iv, pct=_pct, md=md_escape, code=md_code, fence=md_fence)
+    env.filters.update(
+        num=_num, iv=_iv, est=_est, pct=_pct, md=md_escape, code=md_code, fence=md_fence
+    )
     return env
 
 
@@ -113,17 +124,20 @@ def render_template(name: str, context: dict) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
-def render_fit_report(fit_dir: str | Path, *, classical: bool = True) -> tuple[Path, Path]:
+def render_fit_report(
+    fit_dir: str | Path, *, classical: bool = True, idata=None
+) -> tuple[Path, Path]:
     """Write report.html (self-contained) and report.md (+ figures/*.png) into ``fit_dir``.
 
     ``fit_dir`` holds summary.json and posterior.nc (optionally assignments.csv); the EM
-    comparison is cached there as classical.json. Returns (html_path, md_path).
+    comparison is cached there as classical.json. ``idata``: the fit's DataTree when it is
+    already in memory (posterior.nc is then not read back). Returns (html_path, md_path).
     """
     from bayesmix.report.fit_report import build_context, fit_figures
     from bayesmix.report.loader import load_fit
 
     fit_dir = Path(fit_dir)
-    data = load_fit(fit_dir)
+    data = load_fit(fit_dir, dt=idata)
     figs = fit_figures(fit_dir)
     ctx = build_context(data, figs, classical=classical)
     html = write_text(fit_dir / HTML_NAME, render_template("fit_report.html.j2", ctx))
