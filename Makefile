@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	@if [ ! -x $(VPY) ]; then echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e '.[test]'
+	$(VPY) -m bayesmix.warmup
 	@touch $(STAMP)
 
 demo: install

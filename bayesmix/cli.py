@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(summary: dict, total_s: float | None = None) -> None:
+    from bayesmix.posterior.answer import answer_sentence
     from bayesmix.posterior.diagnostics import headline
-    from bayesmix.posterior.summary import answer_sentence
 
     nc = summary["n_clusters"]
     n_warn = len(summary["diagnostics"]["warnings"])
@@ -152,9 +152,15 @@ def _print_clusters(summary: dict) -> None:
         )
         if len(cols) > MAX_PRINTED_FEATURES:
             means = f"means of the {len(cols)} features: see report.md"
+        weak = "  *weakly identified" if c.get("weakly_identified") else ""
         print(
             f"  {j:>3}  weight {F.estimate(wt['mean'], wt['lower'], wt['upper'])}  "
-            f"size {F.count_estimate(size['mean'], size['lower'], size['upper'])}  {means}"
+            f"size {F.count_estimate(size['mean'], size['lower'], size['upper'])}  {means}{weak}"
+        )
+    if any(c.get("weakly_identified") for c in clusters):
+        print(
+            "  * its rows change cluster from draw to draw (cohesion < 0.8): read its "
+            "parameters with care"
         )
     mem = summary.get("membership")
     if mem:
@@ -242,6 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point: ``main()``, then exit without the interpreter's teardown.
+
+    Every output is written and closed by then; tearing down numba, h5py, matplotlib and the
+    rest of the loaded modules took 0.8 s after a galaxy fit (reports/benchmarks/latency.md).
+    """
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    sys.exit(main())
+    try:
+        rc = main()
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            pass
+    os._exit(rc)
+
+
+if __name__ == "__main__":
+    run()

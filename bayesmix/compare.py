@@ -280,7 +280,7 @@ def truncation_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
     """Leftover stick mass w_T of a truncated DP; warns when its 99% quantile exceeds 0.01."""
     if spec.mixing.type != "dp":
         return {"applies": False, "text": "n/a (finite)"}
-    if summary.get("engine") == "collapsed" or "truncation" not in summary:
+    if not summary.get("truncation"):  # summarize() writes it for truncated fits only
         return {"applies": False, "text": "n/a (untruncated)"}
     t = summary["truncation"]
     q99 = float(t["leftover_mass_q99"])

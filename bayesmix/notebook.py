@@ -106,7 +106,7 @@ def _identified_html(summary: dict) -> str:
 
 def fit_html(summary: dict) -> str:
     """HTML of a fit's summary: headline, answer sentence, K+ figure, diagnostics light."""
-    from bayesmix.posterior.summary import answer_sentence
+    from bayesmix.posterior.answer import answer_sentence
 
     parts = [f"<p>{_headline(summary)}</p>"]
     if (summary.get("n_clusters") or {}).get("pmf"):

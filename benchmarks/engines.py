@@ -180,7 +180,7 @@ def _kplus_loglik_from_params(x: np.ndarray, draws, seed: int) -> tuple[np.ndarr
     step = max(1, int(2e6 // (len(x) * k)))
     for a in range(0, c * s, step):
         b = min(a + step, c * s)
-        z, pll, _ = allocations(x, w[a:b], mu[a:b], cov[a:b], rng)
+        z, pll = allocations(x, w[a:b], mu[a:b], cov[a:b], rng)
         kp[a:b] = n_clusters(z)
         ll[a:b] = pll.sum(axis=1)
     return kp.reshape(c, s), ll.reshape(c, s)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bayesmix.engines.names import Engine
 from bayesmix.io import write_text
 from benchmarks.common import (
     REPORT_DIR,
@@ -205,7 +206,7 @@ def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Tru
         pr = mix.concentration_prior
         conc = float(rng.gamma(pr.shape, 1.0 / pr.rate))
         conc_out = conc
-    untruncated = mix.type == "dp" and engine == "collapsed"
+    untruncated = mix.type == "dp" and not Engine.parse(engine).truncates_dp()
     if mix.type == "finite":
         w = dirichlet(conc, mix.n_components, rng)
     else:
@@ -356,7 +357,7 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
         conc = np.asarray(post[name].values) if spec.mixing.concentration is None else None
         c, s = w.shape[:2]
         wf, muf, covf = (a.reshape(c * s, *a.shape[2:]) for a in (w, mu, cov))
-        z, _, _ = allocations(x, wf, muf, covf, rng)
+        z, _ = allocations(x, wf, muf, covf, rng)
         ll = mixture_loglik(x, wf, muf, covf).reshape(c, s)
         q = _quantities(w, z.reshape(c, s, -1), conc, ll)
         e, emin = _min_ess(q)
@@ -399,9 +400,10 @@ def run_rep(cfg: Config, rep: int, st: Settings) -> dict[str, Any]:
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
     spec = make_spec(cfg.model)
     t0 = time.perf_counter()
-    n = st.nuts_n if cfg.engine == "nuts" else int(rng.integers(st.n_min, st.n_max + 1))
+    is_nuts = Engine.parse(cfg.engine) is Engine.NUTS
+    n = st.nuts_n if is_nuts else int(rng.integers(st.n_min, st.n_max + 1))
     truth = simulate(spec, cfg.engine, cfg.dim, n, rng)
-    if cfg.engine == "nuts":
+    if is_nuts:
         fit = fit_nuts(cfg.model, spec, truth.x, st, rng)
     else:
         fit = fit_gibbs(spec, truth.x, cfg.engine, st, rng)

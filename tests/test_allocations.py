@@ -60,6 +60,10 @@ def test_batched_log_joint_matches_per_draw_computation():
             np.testing.assert_allclose(got[j], want, rtol=1e-10)
         _, ll = allocations(x, w, mu, cov, rng, chunk=7)  # several blocks
         np.testing.assert_allclose(ll, np.log(np.exp(got).sum(-1)), rtol=1e-10)
+        z = rng.integers(0, k, size=(s, n))  # native allocations: the compiled path
+        z_kept, ll_native = allocations(x, w, mu, cov, rng, z=z)
+        np.testing.assert_array_equal(z_kept, z)
+        np.testing.assert_allclose(ll_native, ll, rtol=1e-12)
 
 
 def test_native_allocations_are_kept():

@@ -279,7 +279,7 @@ def test_missing_file_exits_2_without_traceback(tmp_path):
 
 
 def test_unknown_model_exits_2(capsys, small_csv, tmp_path):
-    code = MAIN(["compare", str(small_csv), "--model", "nonsense", "--out", str(tmp_path)])
+    code = MAIN(["compare", str(small_csv), "--model", "nonsense", "--out", str(tmp_path / "c")])
     assert code == 2 and "unknown model 'nonsense'" in capsys.readouterr().err
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from bayesmix.engines.names import Engine
+from bayesmix.posterior.answer import answer_sentence
 from bayesmix.posterior.diagnostics import diagnose, diagnostics, mixing_check, pmf_mcse
-from bayesmix.posterior.summary import answer_sentence, kplus_summary
+from bayesmix.posterior.summary import kplus_summary
 from bayesmix.report.compute import traffic_lights
 
 

@@ -322,7 +322,7 @@ def test_check_estimator():
 
 
 def test_repr_html_unfitted_and_fitted(data_1d):
-    from bayesmix.posterior.summary import answer_sentence
+    from bayesmix.posterior.answer import answer_sentence
 
     est = BayesianGMM("sparse_finite", random_state=2, **FAST)
     html = est._repr_html_()

@@ -147,7 +147,7 @@ def test_fit_report_2d_escapes_user_text_and_has_ellipses(fit2d):
     assert 'id="fig-data_fit"' in html and "cluster ellipses" in html
     assert "1σ and 2σ contours" in md
     assert "| correlation |" in md and "PSIS-LOO Pareto k" in md
-    from bayesmix.posterior.summary import answer_sentence
+    from bayesmix.posterior.answer import answer_sentence
 
     summary = json.loads((fit2d / "summary.json").read_text())
     assert answer_sentence(summary) in md
@@ -345,3 +345,13 @@ def test_compare_report(tmp_path, fit1d):
     assert (cmp / "compare.md").read_text() == "original\n"  # never overwritten
     assert "![Prior and posterior of K+ under each prior](prior_vs_posterior_k.png)" in md
     assert html.count("<img") == 2
+
+
+def test_figure_psm_matches_the_compiled_psm():
+    from bayesmix.posterior.partition import psm
+
+    z = np.random.default_rng(3).integers(0, 5, size=(300, 40))
+    np.testing.assert_allclose(C.figure_psm(z, max_draws=300, chunk=1000), psm(z), atol=1e-12)
+    thin = C.figure_psm(z, max_draws=100)  # every third draw
+    keep = np.unique(np.linspace(0, 299, 100).round().astype(int))
+    np.testing.assert_allclose(thin, psm(z[keep]), atol=1e-12)

@@ -21,6 +21,7 @@ from bayesmix.posterior import relabel
 STEPHENS_MAX_ENTRIES = 40_000_000  # S x N x K classification probabilities held in memory
 LEVEL = 0.9
 MIN_DRAWS_PER_CHAIN_FOR_RHAT = 50
+WEAK_COHESION = 0.8  # below: the cluster's rows change from draw to draw
 
 
 def occupied_components(z: np.ndarray, k_hat: int, n_components: int) -> np.ndarray:
@@ -132,11 +133,26 @@ def identify(
     }
 
 
+def cohesion(membership: np.ndarray) -> np.ndarray:
+    """Per cluster c: the mean of P(z_i = c | data) over the rows whose most probable cluster
+    is c (nan for a cluster that is nobody's most probable). Near 1: the same rows form the
+    cluster in every draw; low: its members change from draw to draw (weakly identified)."""
+    best = membership.argmax(axis=1)
+    out = np.full(membership.shape[1], np.nan)
+    for c in range(membership.shape[1]):
+        rows = best == c
+        if rows.any():
+            out[c] = float(membership[rows, c].mean())
+    return out
+
+
 def summarise_clusters(ident: dict, chain: np.ndarray | None = None) -> list[dict]:
     """Per identified cluster (heaviest first): weight, size, mean, sd and (D >= 2)
     correlations, each with mean and 90% equal-tailed interval; R-hat and bulk ESS of the
-    weight and mean when ``chain`` (the chain of each kept draw) is given."""
+    weight and mean when ``chain`` (the chain of each kept draw) is given; ``cohesion`` and
+    ``weakly_identified`` (cohesion below ``WEAK_COHESION``)."""
     w, mu, cov, z = ident["w"], ident["mu"], ident["cov"], ident["z"]
+    coh = cohesion(ident["membership"])
     s, k = w.shape
     d = mu.shape[2]
     sizes = np.zeros((s, k))
@@ -153,6 +169,8 @@ def summarise_clusters(ident: dict, chain: np.ndarray | None = None) -> list[dic
             "size": _summ(sizes[:, c]),
             "mu": _summ(mu[:, c], chain),
             "sd": _summ(sd[:, c]),
+            "cohesion": _json(coh[c]),
+            "weakly_identified": bool(not coh[c] >= WEAK_COHESION),
         }
         if d >= 2:
             entry["corr"] = _summ(corr[:, c])

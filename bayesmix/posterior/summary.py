@@ -107,31 +107,3 @@ def summarize(
             "leftover_mass_q99": float(np.quantile(leftover, 0.99)),
         }
     return summary
-
-
-def _words(ks: list[int]) -> str:
-    """[3] -> '3'; [3, 4] -> '3 or 4'; [3, 4, 5] -> '3, 4 or 5'."""
-    s = [str(k) for k in ks]
-    return s[0] if len(s) == 1 else f"{', '.join(s[:-1])} or {s[-1]}"
-
-
-def answer_sentence(summary: dict) -> str:
-    """One plain sentence: the most probable K+ (or the values tied with it within Monte Carlo
-    error), their probabilities and the 90% credible set."""
-    nc = summary["n_clusters"]
-    mode = nc["mode"]
-    pmf = nc["pmf"]
-    tied = nc.get("tied_with_mode") or [mode]
-    cs = nc["credible_set_90"]
-    set_text = ", ".join(str(k) for k in cs)
-    tail = f"the 90% credible set for the number of occupied clusters is {{{set_text}}}."
-    if len(tied) > 1:
-        probs = " and ".join(f"{100 * pmf[str(k)]:.0f}%" for k in tied)
-        return (
-            f"The data hold {_words(tied)} groups, equally likely within Monte Carlo error "
-            f"({probs} posterior probability); {tail}"
-        )
-    noun = "group" if mode == 1 else "groups"
-    p = pmf[str(mode)]
-    pct = f"{100 * p:.1f}%" if p > 0.995 else f"{100 * p:.0f}%"
-    return f"The data most likely hold {mode} {noun} ({pct} posterior probability); {tail}"

@@ -14,6 +14,7 @@ from bayesmix.report.loader import Params
 LEVEL = 0.9
 MAX_DENSITY_DRAWS = 500
 MAX_PSM_OBS = 1500
+MAX_PSM_DRAWS = 1000  # draws behind the co-clustering figure
 
 
 # --------------------------------------------------------------------------- formatting
@@ -179,6 +180,8 @@ def cluster_rows(clusters: list[dict], columns: list[str]) -> list[dict]:
             "empty_mostly": bool(c.get("empty_mostly")),
             "weight": None if weight is None else _cell(weight, ()),
             "size": None if size is None else _cell(size, ()) | {"integer": True},
+            "cohesion": c.get("cohesion"),
+            "weak": bool(c.get("weakly_identified")),
             "features": [],
             "corr": [],
             "r_hat": _scalar_or_max(rhat),
@@ -287,6 +290,29 @@ def psm_order(
 def psm_observations(n: int, max_n: int = MAX_PSM_OBS, seed: int = 0) -> np.ndarray:
     """All observations, or a fixed-seed random subset of ``max_n`` of them (sorted)."""
     return subsample_draws(n, max_n, seed)
+
+
+def figure_psm(z: np.ndarray, max_draws: int = MAX_PSM_DRAWS, chunk: int = 1 << 22) -> np.ndarray:
+    """Co-clustering matrix P_ij = mean_s 1[z_si = z_sj] for a figure, from at most
+    ``max_draws`` evenly spaced draws (its Monte Carlo error, at most 0.5 / sqrt(1000) = 0.016,
+    is below what the grey scale shows).
+
+    P = (1/S) sum_s A_s A_s^T with A_s the (N, K) one-hot allocations of draw s: one matrix
+    product per block of draws, in numpy (no compiled kernel to load for a report).
+    """
+    z = np.asarray(z)
+    s, n = z.shape
+    keep = np.unique(np.linspace(0, s - 1, min(s, max_draws)).round().astype(int))
+    zs = z[keep].astype(np.int64)
+    k = int(zs.max()) + 1
+    out = np.zeros((n, n))
+    step = max(1, chunk // max(1, n * k))
+    eye = np.eye(k, dtype=np.float32)
+    for a in range(0, len(keep), step):
+        onehot = eye[zs[a : a + step]]  # (s, N, K)
+        flat = np.ascontiguousarray(onehot.transpose(1, 0, 2)).reshape(n, -1)
+        out += flat @ flat.T
+    return out / len(keep)
 
 
 # --------------------------------------------------------------------------- ellipses

@@ -29,9 +29,11 @@ class RenderedFigure:
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
-    """The figure as PNG (Agg canvas; no timestamp in the metadata, so output is stable)."""
+    """The figure as PNG (Agg canvas; no timestamp in the metadata, so output is stable).
+
+    The figures use constrained layout, so no ``bbox_inches="tight"`` (a second full draw)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -32,7 +32,7 @@ def _mean_90(stat: dict) -> str:
 
 
 def answer_section(s: dict, figs: FigureSet) -> dict:
-    from bayesmix.posterior.summary import answer_sentence
+    from bayesmix.posterior.answer import answer_sentence
 
     nc = s.get("n_clusters") or {}
     prior = (s.get("prior_n_clusters") or {}).get("pmf")
@@ -313,10 +313,8 @@ def membership_section(data: FitData, figs: FigureSet) -> dict:
     if data.z is None:
         out["notes"].append(_na("The co-clustering matrix (no allocation draws)"))
         return out
-    from bayesmix.posterior.partition import psm
-
     idx = C.psm_observations(data.z.shape[1])
-    p = psm(data.z[:, idx])
+    p = C.figure_psm(data.z[:, idx])
     groups = None if assign is None else assign[idx]
     order = C.psm_order(p, groups, None if prob is None else prob[idx])
     subset = (
@@ -334,7 +332,7 @@ def membership_section(data: FitData, figs: FigureSet) -> dict:
         "psm",
         P.psm_figure(p[np.ix_(order, order)], None if groups is None else np.sort(groups)),
         "Posterior co-clustering matrix",
-        f"Posterior probability that two observations share a cluster (all draws), {how}. "
+        f"Posterior probability that two observations share a cluster ({min(C.MAX_PSM_DRAWS, data.z.shape[0])} evenly spaced draws), {how}. "
         "Dark solid blocks are stable clusters; grey off-diagonal bands show clusters that "
         "often merge." + subset,
     )

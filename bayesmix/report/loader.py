@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
 
 
 @dataclass
@@ -77,37 +80,66 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape((-1,) + a.shape[2:])
 
 
-def _params(ds: xr.Dataset | None) -> Params | None:
-    """w, mu and sigma | cov of a posterior-like group, flattened over (chain, draw) (or over
-    ``sample``, the identified draws of the ``relabelled`` group)."""
-    if ds is None or "w" not in ds or "mu" not in ds:
+class _Group:
+    """The variables of one group as numpy arrays, from a DataTree node or an HDF5 group."""
+
+    def __init__(self, source, attrs: dict) -> None:
+        self._source = source
+        self.attrs = attrs
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._source
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self._source[name]
+        arr = np.asarray(value.values if hasattr(value, "values") else value[()])
+        if arr.dtype.kind == "S":  # HDF5 strings arrive as bytes
+            arr = arr.astype(str)
+        elif arr.dtype.kind == "O":  # variable-length strings: an object array of bytes
+            arr = np.array([_text(v) for v in arr.ravel()], dtype=object).reshape(arr.shape)
+        return arr
+
+
+def _groups(dt) -> tuple[dict[str, _Group], dict]:
+    """{group: _Group} and the root attributes of a DataTree or an open h5py.File."""
+    if hasattr(dt, "children"):  # an xarray DataTree
+        groups = {name: _Group(dt[name].to_dataset(), dict(dt[name].attrs)) for name in dt.children}
+        return groups, dict(dt.attrs)
+    groups = {name: _Group(dt[name], dict(dt[name].attrs)) for name in dt.keys()}
+    return groups, {k: _text(v) for k, v in dt.attrs.items()}
+
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _params(g: _Group | None) -> Params | None:
+    """w, mu and sigma | cov of a posterior-like group, flattened to one leading draw axis: over
+    (chain, draw) in ``posterior``, over ``sample`` (the identified draws) in ``relabelled``."""
+    if g is None or "w" not in g or "mu" not in g:
         return None
-    lead = ("sample",) if "sample" in ds["w"].dims else ("chain", "draw")
-    flat = (lambda a: a) if lead == ("sample",) else _flat
-    w = flat(np.asarray(ds["w"].values, dtype=float))
-    mu = flat(np.asarray(ds["mu"].transpose(*lead, "cluster", "feature").values))
-    if "cov" in ds:
-        cov = flat(np.asarray(ds["cov"].values, dtype=float))
-    elif "sigma" in ds:
-        sigma = flat(np.asarray(ds["sigma"].values, dtype=float))
-        cov = (sigma**2)[..., None, None]
+    w = g["w"].astype(float)
+    lead = w.ndim - 1  # 2 leading axes (chain, draw) or 1 (sample)
+    flat = _flat if lead == 2 else (lambda a: a)
+    mu = flat(g["mu"].astype(float))
+    if "cov" in g:
+        cov = flat(g["cov"].astype(float))
+    elif "sigma" in g:
+        cov = (flat(g["sigma"].astype(float)) ** 2)[..., None, None]
     else:
         return None
-    return Params(w, mu.astype(float), cov)
-
-
-def _group(dt: xr.DataTree, name: str) -> xr.Dataset | None:
-    return dt[name].to_dataset() if name in dt.children else None
+    return Params(flat(w), mu, cov)
 
 
 def _read_assignments(path: Path) -> list[dict] | None:
     if not path.exists():
         return None
-    import pandas as pd
+    import csv
 
     try:
-        return pd.read_csv(path).to_dict(orient="records")
-    except Exception:  # a broken optional file must not stop the report
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [dict(row) for row in csv.DictReader(fh)]
+    except (OSError, ValueError, csv.Error):  # a broken optional file must not stop the report
         return None
 
 
@@ -115,7 +147,8 @@ def load_fit(fit_dir: str | Path, dt: xr.DataTree | None = None) -> FitData:
     """summary.json (required) plus whatever posterior.nc and assignments.csv hold.
 
     ``dt``: the fit's DataTree already in memory (then posterior.nc is not read). From disk,
-    posterior.nc is opened lazily: only the arrays the report uses are read.
+    posterior.nc is read with h5py, and only the arrays the report uses (not xarray, which
+    with pandas costs most of a second to import).
     """
     fit_dir = Path(fit_dir)
     summary_path = fit_dir / "summary.json"
@@ -132,55 +165,56 @@ def load_fit(fit_dir: str | Path, dt: xr.DataTree | None = None) -> FitData:
         data.columns = [str(c) for c in summary.get("data", {}).get("columns", [])]
         return data
     else:
-        opened = xr.open_datatree(nc, engine="h5netcdf")
-        try:
+        import h5py
+
+        with h5py.File(nc, "r") as opened:
             _fill(data, opened)
-        finally:
-            opened.close()
     return data
 
 
-def _fill(data: FitData, dt: xr.DataTree) -> None:
-    """Copy the arrays the report needs from a (possibly lazily opened) DataTree."""
-    obs = _group(dt, "observed_data")
+def _fill(data: FitData, dt) -> None:
+    """Copy the arrays the report needs from a DataTree or an open posterior.nc."""
+    groups, attrs = _groups(dt)
+    obs = groups.get("observed_data")
     if obs is not None and "x" in obs:
-        data.x = np.asarray(obs["x"].values, dtype=float)
+        data.x = obs["x"].astype(float)
         if data.x.ndim == 1:
             data.x = data.x[:, None]
-        data.columns = [str(c) for c in obs["feature"].values] if "feature" in obs else []
+        data.columns = [str(c) for c in obs["feature"]] if "feature" in obs else []
     if not data.columns:
         data.columns = [f"x{j}" for j in range(data.n_features)]
-    labels = dt.attrs.get("row_labels")
+    labels = attrs.get("row_labels")
     try:
         data.row_labels = np.asarray(json.loads(labels)) if labels else None
     except (TypeError, ValueError):
         data.row_labels = None
     if data.row_labels is None or len(data.row_labels) != data.n_obs:
         data.row_labels = np.arange(1, data.n_obs + 1)
-    post = _group(dt, "posterior")
+    post = groups.get("posterior")
     data.posterior = _params(post)
-    rel = _group(dt, "relabelled")
+    rel = groups.get("relabelled")
     data.relabelled = _params(rel)
     if rel is not None:
-        data.relabel_method = str(rel.attrs.get("method", ""))
+        data.relabel_method = str(_text(rel.attrs.get("method", "")))
         if "membership" in rel:
-            data.membership = np.asarray(rel["membership"].values, dtype=float)
+            data.membership = rel["membership"].astype(float)
     if post is not None:
         for name in ("alpha", "gamma"):
             if name in post:
-                data.concentration = (name, np.asarray(post[name].values, dtype=float))
+                data.concentration = (name, post[name].astype(float))
                 break
-        data.n_chains = int(post.sizes.get("chain", 1))
-    alloc = _group(dt, "allocations")
+        if "w" in post:
+            data.n_chains = int(post["w"].shape[0])
+    alloc = groups.get("allocations")
     if alloc is not None:
         if "z" in alloc:
-            data.z = _flat(np.asarray(alloc["z"].transpose("chain", "draw", "obs_id").values))
+            data.z = _flat(alloc["z"].astype(np.int64))  # (chain, draw, obs_id) -> (S, N)
         if "n_clusters" in alloc:
-            data.kplus = np.asarray(alloc["n_clusters"].values)
+            data.kplus = alloc["n_clusters"]
         if "partition" in alloc:
-            data.partition = np.asarray(alloc["partition"].values).astype(np.int64)
+            data.partition = alloc["partition"].astype(np.int64)
         for name in ("co_clustering", "certainty"):  # "certainty": files before 0.2
             if name in alloc and data.co_clustering is None:
-                data.co_clustering = np.asarray(alloc[name].values, dtype=float)
+                data.co_clustering = alloc[name].astype(float)
         if "loo_elpd" in alloc:
-            data.loo_elpd = np.asarray(alloc["loo_elpd"].values, dtype=float)
+            data.loo_elpd = alloc["loo_elpd"].astype(float)

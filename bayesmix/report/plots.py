@@ -305,9 +305,13 @@ def _rect(start: float, size: int, c: str):
 # --------------------------------------------------------------------------- 5. diagnostics
 
 
+MAX_TRACE_POINTS = 1000  # per chain: more than the figure has pixels across
+
+
 def trace_rank_figure(quantities: Mapping[str, np.ndarray]) -> Figure:
-    """Per quantity ((chain, draw) arrays): trace per chain (left) and rank histograms per chain
-    (right; flat bars near the dashed uniform line mean the chains agree)."""
+    """Per quantity ((chain, draw) arrays): trace per chain (left; at most MAX_TRACE_POINTS
+    evenly spaced draws drawn) and rank histograms of all draws per chain (right; flat bars near
+    the dashed uniform line mean the chains agree)."""
     n = len(quantities)
     fig = Figure(figsize=(7.6, 1.9 * n + 0.3), layout="constrained")
     axes = fig.subplots(n, 2, squeeze=False, width_ratios=[1.6, 1])
@@ -315,10 +319,11 @@ def trace_rank_figure(quantities: Mapping[str, np.ndarray]) -> Figure:
         v = np.asarray(vals, dtype=float)
         chains, draws = v.shape
         ax_t, ax_r = axes[row]
+        shown = np.arange(0, draws, max(1, -(-draws // MAX_TRACE_POINTS)))  # every k-th draw
         for c in range(chains):
             col = CHAIN_COLOURS[c % len(CHAIN_COLOURS)]
             drawstyle = "steps-mid" if name == "K+" else "default"
-            ax_t.plot(np.arange(draws), v[c], color=col, lw=0.6, alpha=0.8, drawstyle=drawstyle)
+            ax_t.plot(shown, v[c, shown], color=col, lw=0.6, alpha=0.8, drawstyle=drawstyle)
         ax_t.set_ylabel(text(name), fontsize=9)
         ax_t.set_xlim(0, draws - 1)
         ranks = chain_ranks(v)
