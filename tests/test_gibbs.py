@@ -535,11 +535,14 @@ def test_same_seed_same_draws_and_process_independence():
     spec = make_spec("dp", 20, None, (2.0, 4.0))
     kw = dict(algorithm="collapsed", chains=2, draws=50, tune=20, progress=False)
     a = sample_gibbs(spec, galaxy(), seed=7, cores=1, **kw)
-    b = sample_gibbs(spec, galaxy(), seed=7, cores=2, **kw)  # worker processes
+    b = sample_gibbs(spec, galaxy(), seed=7, cores=2, **kw)  # worker threads
+    p = sample_gibbs(spec, galaxy(), seed=7, cores=2, executor="processes", **kw)
     c = sample_gibbs(spec, galaxy(), seed=8, cores=1, **kw)
     assert b.info["workers"] == 2 and a.info["start_method"] == "in-process"
+    assert b.info["start_method"] == "threads" and p.info["start_method"] != "threads"
     for name in ("w", "mu", "cov", "z", "concentration"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        np.testing.assert_array_equal(getattr(a, name), getattr(p, name))
     assert not np.array_equal(a.z, c.z)
     assert not np.array_equal(a.concentration, c.concentration)
     assert not np.array_equal(a.z[0], a.z[1])  # chains differ

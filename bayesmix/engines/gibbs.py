@@ -310,47 +310,29 @@ def _run_pool(
     workers: int,
     method: str,
 ) -> list[dict]:
-    """Chains in worker threads (method "threads") or processes; Ctrl-C cancels queued chains
-    (running threads stop at their next chunk of sweeps)."""
+    """Chains in worker threads (``method="threads"``: the nogil kernels run in parallel) or
+    processes (a start method); Ctrl-C cancels the queued chains, and running threads stop at
+    their next chunk of sweeps."""
+    stop = None
     if method == "threads":
-        return _run_threads(cfg, x, seeds, conc0, progress, workers)
-    ctx = mp.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["bayesmix.engines.gibbs"])
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        stop = threading.Event()
+        ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bayesmix-chain")
+    else:
+        ctx = mp.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["bayesmix.engines.gibbs"])
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    warm = stop is None  # a fresh process loads the kernels; threads share the loaded ones
     try:
         futs = [
-            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, True)
+            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, warm, stop)
             for c in range(len(seeds))
         ]
         results = [f.result() for f in futs]
     except BaseException:
-        ex.shutdown(wait=False, cancel_futures=True)
-        raise
-    ex.shutdown()
-    return results
-
-
-def _run_threads(
-    cfg: ChainConfig,
-    x: np.ndarray,
-    seeds: list[tuple[int, int]],
-    conc0: list[float],
-    progress: bool,
-    workers: int,
-) -> list[dict]:
-    """Chains in a thread pool; the nogil kernels run in parallel."""
-    stop = threading.Event()
-    ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bayesmix-chain")
-    try:
-        futs = [
-            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, False, stop)
-            for c in range(len(seeds))
-        ]
-        results = [f.result() for f in futs]
-    except BaseException:
-        stop.set()
-        ex.shutdown(wait=True, cancel_futures=True)
+        if stop is not None:
+            stop.set()
+        ex.shutdown(wait=stop is not None, cancel_futures=True)
         raise
     ex.shutdown()
     return results
