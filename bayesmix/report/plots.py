@@ -334,9 +334,8 @@ def trace_rank_figure(quantities: Mapping[str, np.ndarray]) -> Figure:
             col = CHAIN_COLOURS[c % len(CHAIN_COLOURS)]
             offset = c * (1.0 + 0.15)
             height = np.minimum(counts / draws / width * 0.45, 1.05)  # uniform: 0.45
-            ax_r.bar(
-                bins[:-1] + width / 2, height, width * 0.9, bottom=offset, color=to_rgba(col, 0.75)
-            )
+            # one filled step outline per chain: ~10x faster to draw than a bar per bin
+            ax_r.stairs(offset + height, bins, baseline=offset, fill=True, color=to_rgba(col, 0.75))
             ax_r.axhline(offset + 0.45, color="#555555", lw=0.6, ls="--")
         ax_r.set_yticks([c * 1.15 + 0.45 for c in range(chains)])
         ax_r.set_yticklabels([f"chain {c}" for c in range(chains)], fontsize=7)
