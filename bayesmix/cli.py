@@ -138,7 +138,8 @@ def _print_clusters(summary: dict) -> None:
         return
     cols = summary["data"]["columns"]
     print(
-        f"\n  {ident['k']} clusters, from the {ident['draws_with_k']:,} draws "
+        f"\n  {ident['k']} cluster{'' if ident['k'] == 1 else 's'}, from the "
+        f"{ident['draws_with_k']:,} draws "
         f"({100 * ident['share']:.0f}%) with K+ = {ident['k']}, relabelled "
         f"({ident['relabelling']}); mean [90% interval]:"
     )
