@@ -11,6 +11,10 @@ import importlib
 
 __version__ = "0.1.0"
 
+from bayesmix import _numba_cache  # noqa: E402  (before anything imports numba)
+
+_numba_cache.configure(__version__)
+
 _EXPORTS = {
     "fit": "bayesmix.fit",
     "FitResult": "bayesmix.fit",

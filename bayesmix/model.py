@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 
-from bayesmix import kernels, mixings
+from bayesmix.kernels import pymc as kernels
+from bayesmix.mixings import pymc as mixings
 from bayesmix.spec import ModelSpec
 
 

@@ -17,9 +17,10 @@ import pytest
 from scipy import stats
 from scipy.special import gammaln, multigammaln
 
-from bayesmix.engines import gibbs_kernels as gk
-from bayesmix.engines.gibbs import sample_gibbs
+from bayesmix.engines.gibbs import collapsed, sample_gibbs
+from bayesmix.engines.gibbs import rng as gibbs_rng
 from bayesmix.errors import InputError
+from bayesmix.kernels import niw as gk
 from bayesmix.spec import GammaPrior, KernelSpec, MixingSpec, ModelSpec
 
 GALAXY = Path(__file__).resolve().parents[1] / "bayesmix" / "datasets" / "galaxies.csv"
@@ -200,7 +201,7 @@ def test_conditional_posterior_draw_moments(diag):
         e_cov = psin / (nun - d - 1)
     mu, lo = np.zeros(d), np.zeros((d, d))
     covs, mus = np.zeros((m_draws, d, d)), np.zeros((m_draws, d))
-    gk.seed_rng(12345)
+    gibbs_rng.seed_rng(12345)
     for s in range(m_draws):
         gk.draw_params(n, xb, scat, hyp, diag, mu, lo)
         covs[s], mus[s] = lo @ lo.T, mu
@@ -395,7 +396,7 @@ def test_split_merge_alone_targets_exact_posterior(x, diag, finite, kk, conc):
     z, state = np.zeros(n, np.int64), np.array([conc, 0.0, 0.0, 0.0, 0.0])
     out_z, out_c, out_k = np.zeros((s, n), np.int32), np.zeros(s), np.zeros(s, np.int64)
     xc = np.ascontiguousarray(x, dtype=float)
-    gk.collapsed_chain(
+    collapsed.collapsed_chain(
         xc, z, state, np.array(hyp), diag, finite, kk, True, 1.0, 1.0, 0, s + 100, 100, 1, 5,
         -3, out_z, out_c, out_k,
     )  # fmt: skip

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from bayesmix import kernels
 from bayesmix.fit import resolve_engine
+from bayesmix.kernels import pymc as kernels
 from bayesmix.model import build_model, initial_values
 from bayesmix.spec import parse_spec
 

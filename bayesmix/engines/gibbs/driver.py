@@ -1,6 +1,6 @@
 """Gibbs engines for conjugate Gaussian mixtures: spec + standardised data -> Draws.
 
-Two algorithms share the numba kernels in :mod:`bayesmix.engines.gibbs_kernels`:
+Two algorithms share the numba kernels of this package and of ``bayesmix.kernels.niw``:
 
 * ``blocked``   Ishwaran & James (2001) blocked Gibbs for the truncated DP
                 (T = ``mixing.n_components``) and the finite Dirichlet mixture.
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesmix.engines import gibbs_kernels as gk
 from bayesmix.engines.base import Draws
+from bayesmix.engines.gibbs import blocked, collapsed
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
 from bayesmix.spec import ModelSpec
@@ -163,14 +163,14 @@ def _kernel_call(
     cb = cfg.conc_rate if not cfg.conc_fixed else 1.0
     args = (cfg.diag, cfg.finite)
     if cfg.algorithm == "blocked":
-        gk.blocked_chain(
+        blocked.blocked_chain(
             x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, *args,
             cfg.conc_fixed, float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune),
             int(cfg.thin), int(seed), cfg.label_moves, out["z"], out["w"], out["mu"], out["cov"],
             out["conc"], out["ll"], out["k"],
         )  # fmt: skip
     else:
-        gk.collapsed_chain(
+        collapsed.collapsed_chain(
             x, st["z"], st["state"], hyp, *args, int(cfg.n_components), cfg.conc_fixed,
             float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune), int(cfg.thin),
             int(seed), int(cfg.split_merge), out["z"], out["conc"], out["k"],
@@ -182,7 +182,7 @@ def _collapsed_post(cfg: ChainConfig, x: np.ndarray, out: dict, kc: int, seed: i
     s, d = out["z"].shape[0], x.shape[1]
     out.update(w=np.zeros((s, kc)), mu=np.zeros((s, kc, d)), cov=np.zeros((s, kc, d, d)))
     out["ll"] = np.zeros(s)
-    gk.collapsed_params(
+    collapsed.collapsed_params(
         x, out["z"], out["conc"], np.asarray(cfg.hyp, dtype=np.float64), cfg.diag, cfg.finite,
         int(seed), out["w"], out["mu"], out["cov"], out["ll"],
     )  # fmt: skip
@@ -320,7 +320,7 @@ def _run_pool(
     else:
         ctx = mp.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload(["bayesmix.engines.gibbs"])
+            ctx.set_forkserver_preload(["bayesmix.engines.gibbs.driver"])
         ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     warm = stop is None  # a fresh process loads the kernels; threads share the loaded ones
     try:

@@ -1,0 +1,219 @@
+"""Sequentially-allocated split-merge move (Dahl 2003; Jain & Neal 2004) for the collapsed
+sampler, generic over Gibbs-type mixings through their urn (see ``collapsed.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from bayesmix.kernels.niw import cl_reset, cl_set_from_stats, log_marginal
+
+
+@njit(cache=True, nogil=True)
+def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
+    cnt[k] = tcnt[s]
+    cst[k] = tcst[s]
+    d = mean.shape[1]
+    for a in range(d):
+        mean[k, a] = tmean[s, a]
+        q[k, a] = tq[s, a]
+        for b in range(d):
+            scl[k, a, b] = tscl[s, a, b]
+
+
+@njit(cache=True, nogil=True)
+def split_merge(
+    x, z, slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, hyp, diag, finite, conc
+):
+    """One sequentially-allocated split-merge move (Dahl 2003) for the collapsed sampler.
+
+    Pick points i != j.  Same cluster: propose a split, S_i = {i}, S_j = {j}, the other members
+    allocated in random order with P(-> S_a) ∝ |S_a| t(x | S_a), q = product of those
+    probabilities.  Different clusters: propose the merge (q = 1) and compute the q of the
+    split that would recreate the current state.  Target ratio pi(split)/pi(merged) =
+    DP: alpha G(n_A) G(n_B)/G(n_A + n_B);  finite: G(n_A + g) G(n_B + g)/(G(n_A + n_B + g) G(g)),
+    times m(A) m(B)/m(A u B) (closed-form marginal likelihoods).  Finite: the split cluster
+    takes a uniformly chosen empty slot (proposal factor 1/#empty).  The DP caller guarantees a
+    free slot.  The sequential predictive updates are inlined copies of cl_logpred and
+    cl_add (see collapsed_chain): calling those helpers here gives bit-identical draws but
+    costs about 25% of the collapsed sampler's throughput (galaxy 33.6k -> 25.3k sweeps/s,
+    Old Faithful 9.2k -> 6.7k, single chain, measured side by side on 2026-11-26).
+    Returns (nact, nfree, accepted).
+    """
+    cnt, mean, scl, cst, q, lw = slots
+    tcnt, tmean, tscl, tcst, tq, members, side, u, xb3, sc3, psi, wl = tmp
+    n, d = x.shape
+    k0 = hyp[1]
+    if n < 2:
+        return nact, nfree, False
+    i = np.random.randint(0, n)
+    j = np.random.randint(0, n - 1)
+    if j >= i:
+        j += 1
+    ci = z[i]
+    cj = z[j]
+    split = ci == cj
+    if split and nfree == 0:  # finite with every slot occupied: no split possible
+        return nact, nfree, False
+    nm = 0
+    for k in range(n):
+        if k != i and k != j and (z[k] == ci or z[k] == cj):
+            members[nm] = k
+            nm += 1
+    for t in range(nm - 1, 0, -1):
+        r = np.random.randint(0, t + 1)
+        members[t], members[r] = members[r], members[t]
+    for s in range(2):  # temp slot 0 = A (holds i), 1 = B (holds j); start from the prior
+        cl_reset(s, tcnt, tmean, tscl, tcst, tq, tc, hyp, diag)
+    pr = np.empty(2)
+    lq = 0.0
+    for t in range(-2, nm):
+        if t < 0:
+            k = i if t == -2 else j
+            s = t + 2
+        else:
+            k = members[t]
+            for s in range(2):  # Student-t log predictive under the partial clusters
+                if diag:
+                    sk = 0.0
+                    for a in range(d):
+                        r = x[k, a] - tmean[s, a]
+                        sk += math.log1p(tq[s, a] * r * r)
+                else:
+                    r2 = 0.0
+                    for a in range(d):
+                        r = x[k, a] - tmean[s, a]
+                        for b in range(a):
+                            r -= tscl[s, a, b] * u[b]
+                        r /= tscl[s, a, a]
+                        u[a] = r
+                        r2 += r * r
+                    sk = math.log1p(tq[s, 0] * r2)
+                pr[s] = logn[tcnt[s]] + tcst[s] - tp[tcnt[s]] * sk
+            mx = max(pr[0], pr[1])
+            lse = mx + math.log(math.exp(pr[0] - mx) + math.exp(pr[1] - mx))
+            if split:
+                s = 0 if math.log(1.0 - np.random.random()) < pr[0] - lse else 1
+            else:
+                s = 0 if z[k] == ci else 1
+            lq += pr[s] - lse
+            side[t] = s
+        # add x_k to temp slot s (inlined cl_add; see the docstring)
+        kap = k0 + tcnt[s]
+        f = kap / (kap + 1.0)
+        if diag:
+            for a in range(d):
+                r = x[k, a] - tmean[s, a]
+                tscl[s, a, a] += f * r * r
+                tmean[s, a] += r / (kap + 1.0)
+        else:
+            sf = math.sqrt(f)
+            for a in range(d):
+                r = x[k, a] - tmean[s, a]
+                u[a] = sf * r
+                tmean[s, a] += r / (kap + 1.0)
+            for a in range(d):
+                lkk = tscl[s, a, a]
+                r = math.sqrt(lkk * lkk + u[a] * u[a])
+                c = r / lkk
+                sn = u[a] / lkk
+                tscl[s, a, a] = r
+                for b in range(a + 1, d):
+                    tscl[s, b, a] = (tscl[s, b, a] + sn * u[b]) / c
+                    u[b] = c * u[b] - sn * tscl[s, b, a]
+        tcnt[s] += 1
+        nk = tcnt[s]
+        kap = k0 + nk
+        sl = 0.0
+        if diag:
+            for a in range(d):
+                sl += math.log(tscl[s, a, a])
+                tq[s, a] = kap / ((kap + 1.0) * tscl[s, a, a])
+            tcst[s] = tc[nk] - 0.5 * sl
+        else:
+            for a in range(d):
+                sl += math.log(tscl[s, a, a])
+            tcst[s] = tc[nk] - sl
+            tq[s, 0] = kap / (kap + 1.0)
+    # closed-form marginal likelihoods of A, B and A u B (labels 0, 1, 2 in a 3-slot stat pass)
+    na = tcnt[0]
+    nb = tcnt[1]
+    for s in range(3):
+        for a in range(d):
+            xb3[s, a] = 0.0
+            for b in range(d):
+                sc3[s, a, b] = 0.0
+    for t in range(-2, nm):
+        k = i if t == -2 else (j if t == -1 else members[t])
+        s = 0 if t == -2 else (1 if t == -1 else side[t])
+        for a in range(d):
+            xb3[s, a] += x[k, a]
+            xb3[2, a] += x[k, a]
+    for a in range(d):
+        xb3[0, a] /= na
+        xb3[1, a] /= nb
+        xb3[2, a] /= na + nb
+    for t in range(-2, nm):
+        k = i if t == -2 else (j if t == -1 else members[t])
+        s = 0 if t == -2 else (1 if t == -1 else side[t])
+        for a in range(d):
+            for b in range(d):
+                if diag and a != b:
+                    continue
+                sc3[s, a, b] += (x[k, a] - xb3[s, a]) * (x[k, b] - xb3[s, b])
+                sc3[2, a, b] += (x[k, a] - xb3[2, a]) * (x[k, b] - xb3[2, b])
+    lma = log_marginal(na, xb3[0], sc3[0], hyp, diag, psi, wl)
+    lmb = log_marginal(nb, xb3[1], sc3[1], hyp, diag, psi, wl)
+    lmm = log_marginal(na + nb, xb3[2], sc3[2], hyp, diag, psi, wl)
+    if finite:
+        lpr = (
+            math.lgamma(na + conc)
+            + math.lgamma(nb + conc)
+            - math.lgamma(na + nb + conc)
+            - math.lgamma(conc)
+        )
+    else:
+        lpr = math.log(conc) + math.lgamma(na) + math.lgamma(nb) - math.lgamma(na + nb)
+    lpr += lma + lmb - lmm  # log pi(split) - log pi(merged)
+    if split:
+        lr = lpr - lq + (math.log(nfree) if finite else 0.0)
+    else:
+        lr = -lpr + lq - (math.log(nfree + 1.0) if finite else 0.0)
+    if not math.log(1.0 - np.random.random()) < lr:
+        return nact, nfree, False
+    if split:
+        if finite:
+            r = np.random.randint(0, nfree)
+            kb = free[r]
+            free[r] = free[nfree - 1]
+        else:
+            kb = free[nfree - 1]
+        nfree -= 1
+        act[nact] = kb
+        pos[kb] = nact
+        nact += 1
+        z[j] = kb
+        for t in range(nm):
+            if side[t] == 1:
+                z[members[t]] = kb
+        _copy_slot(0, tcnt, tmean, tscl, tcst, tq, ci, cnt, mean, scl, cst, q)
+        _copy_slot(1, tcnt, tmean, tscl, tcst, tq, kb, cnt, mean, scl, cst, q)
+        lw[ci] = cst[ci] + (math.log(cnt[ci] + conc) if finite else logn[cnt[ci]])
+        lw[kb] = cst[kb] + (math.log(cnt[kb] + conc) if finite else logn[cnt[kb]])
+    else:
+        z[j] = ci
+        for t in range(nm):
+            z[members[t]] = ci
+        cl_set_from_stats(ci, na + nb, xb3[2], sc3[2], cnt, mean, scl, cst, q, tc, hyp, diag, psi)
+        lw[ci] = cst[ci] + (math.log(cnt[ci] + conc) if finite else logn[cnt[ci]])
+        cnt[cj] = 0
+        p = pos[cj]
+        last = act[nact - 1]
+        act[p] = last
+        pos[last] = p
+        nact -= 1
+        free[nfree] = cj
+        nfree += 1
+    return nact, nfree, True

@@ -1,0 +1,511 @@
+"""Conjugate Gaussian kernels for the Gibbs engines (numba; arrays in, arrays out).
+
+``hyp = [m0, kappa0, nu0, psi0]`` is a Normal-Inverse-Wishart prior on the standardised scale:
+Sigma ~ IW(nu0, psi0 I), mu | Sigma ~ N(m0 1, Sigma / kappa0). The 1-D Normal-Inverse-Gamma
+prior sigma^2 ~ IG(a0, b0) is the same family with nu0 = 2 a0 and psi0 = 2 b0; ``diag = True``
+applies it independently to every feature (diagonal covariance). With n points, mean xbar and
+scatter S:
+
+    kappa_n = kappa0 + n,  nu_n = nu0 + n,  m_n = (kappa0 m0 + n xbar) / kappa_n,
+    Psi_n = Psi0 + S + kappa0 n / kappa_n (xbar - m0)(xbar - m0)^T,
+
+and the posterior predictive of a new point is the multivariate Student-t
+t_{nu_n - D + 1}(m_n, Psi_n (kappa_n + 1) / (kappa_n (nu_n - D + 1))) (a product of
+univariate t's with df nu_n for ``diag``).
+
+Component parameters are stored as (mu, L) with L the lower Cholesky factor of Sigma (diag
+kernels: L = diag(sigma_d)). The collapsed sampler keeps per-cluster predictive state (the
+``cl_*`` functions): cnt, the posterior mean, scl (full: lower Cholesky factor of Psi_n; diag:
+Psi_n,dd on the diagonal) and cached predictive constants
+  full: log t(x) = cst_k - p_n log1p(q_k0 |L^{-1}(x - m_n)|^2),   q_k0 = kappa_n/(kappa_n + 1)
+  diag: log t(x) = cst_k - p_n sum_d log1p(q_kd (x_d - m_nd)^2),
+        q_kd = kappa_n/((kappa_n + 1) Psi_n,dd)
+with p_n = (nu_n + 1)/2 and cst_k = tc[n] - sum_d log L_dd (full) or tc[n] - 1/2 sum_d log Psi_dd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from bayesmix.engines.gibbs.linalg import chol_downdate, chol_lower, chol_update, tri_inv_lower
+
+LOG_PI = math.log(math.pi)
+LOG_2PI = math.log(2.0 * math.pi)
+NEG_INF = -np.inf
+
+
+@njit(cache=True, nogil=True)
+def draw_iw_chol(c, nu, a, m, s, out):
+    """out = chol(Sigma) for Sigma ~ IW(nu, c c^T), c lower, via Bartlett on Sigma^{-1}.
+
+    Sigma^{-1} = c^{-T} A A^T c^{-1}, A lower with A_ii^2 ~ chi2(nu - i), A_ij ~ N(0, 1),
+    so Sigma = (c A^{-T})(c A^{-T})^T.  a, m, s are (D, D) work arrays.
+    """
+    d = c.shape[0]
+    for i in range(d):
+        for j in range(d):
+            a[i, j] = 0.0
+        a[i, i] = math.sqrt(2.0 * np.random.gamma(0.5 * (nu - i), 1.0))
+        for j in range(i):
+            a[i, j] = np.random.standard_normal()
+    tri_inv_lower(a, m)  # m = A^{-1}
+    # out <- B = c m^T (reuse out as scratch), then s = B B^T
+    for i in range(d):
+        for j in range(d):
+            t = 0.0
+            for k in range(min(i, j) + 1):
+                t += c[i, k] * m[j, k]
+            out[i, j] = t
+    for i in range(d):
+        for j in range(i + 1):
+            t = 0.0
+            for k in range(d):
+                t += out[i, k] * out[j, k]
+            s[i, j] = t
+            s[j, i] = t
+    chol_lower(s, out)
+
+
+@njit(cache=True, nogil=True)
+def niw_posterior(n, xbar, scatter, hyp, diag, m_out, psi_out):
+    """Conditional-posterior hyperparameters from sufficient statistics.
+
+    kappa_n = kappa0 + n, nu_n = nu0 + n, m_n = (kappa0 m0 + n xbar) / kappa_n,
+    Psi_n = psi0 I + S + kappa0 n / kappa_n (xbar - m0)(xbar - m0)^T  (diagonal only if diag).
+    Returns (kappa_n, nu_n); writes m_n, Psi_n.
+    """
+    m0, k0, nu0, psi0 = hyp[0], hyp[1], hyp[2], hyp[3]
+    kn = k0 + n
+    f = k0 * n / kn
+    d = xbar.shape[0]
+    for i in range(d):
+        m_out[i] = (k0 * m0 + n * xbar[i]) / kn if n > 0 else m0
+    for i in range(d):
+        for j in range(d):
+            if diag and i != j:
+                psi_out[i, j] = 0.0
+                continue
+            v = f * (xbar[i] - m0) * (xbar[j] - m0) + scatter[i, j] if n > 0 else 0.0
+            if i == j:
+                v += psi0
+            psi_out[i, j] = v
+    return kn, nu0 + n
+
+
+@njit(cache=True, nogil=True)
+def nig_posterior(n, xbar, ss, m0, kappa0, a0, b0):
+    """1-D Normal-Inverse-Gamma update: (m_n, kappa_n, a_n, b_n) from n, mean, scatter ss.
+
+    a_n = a0 + n/2, b_n = b0 + ss/2 + kappa0 n (xbar - m0)^2 / (2 kappa_n).
+    """
+    hyp = np.array([m0, kappa0, 2.0 * a0, 2.0 * b0])
+    xb = np.array([xbar])
+    sc = np.array([[ss]])
+    m = np.empty(1)
+    psi = np.empty((1, 1))
+    kn, nun = niw_posterior(n, xb, sc, hyp, True, m, psi)
+    return m[0], kn, 0.5 * nun, 0.5 * psi[0, 0]
+
+
+@njit(cache=True, nogil=True)
+def draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl):
+    """Draw (mu_k, Sigma_k), k < kk, from the NIW (NIG per feature if diag) conditional posterior
+    given n_k, xbar_k and scatter S_k (see niw_posterior); empty components draw from the prior.
+
+    Sigma ~ IW(nu_n, Psi_n) (diag: sigma_d^2 ~ IG(nu_n/2, Psi_n,dd/2)), mu ~ N(m_n, Sigma/kappa_n).
+    Writes mu[k] and lc[k] = chol(Sigma_k); psi, wa, wb, wc, wl are (D, D) work arrays.
+    """
+    m0, k0, nu0, psi0 = hyp[0], hyp[1], hyp[2], hyp[3]
+    d = mu.shape[1]
+    for k in range(kk):
+        n = cnt[k]
+        kn = k0 + n
+        nun = nu0 + n
+        f = k0 * n / kn
+        if diag:
+            for a in range(d):
+                v = psi0
+                if n > 0:
+                    v += scat[k, a, a] + f * (xbar[k, a] - m0) ** 2
+                for b in range(d):
+                    lc[k, a, b] = 0.0
+                lc[k, a, a] = math.sqrt(v / (2.0 * np.random.gamma(0.5 * nun, 1.0)))
+        else:
+            for a in range(d):
+                for b in range(d):
+                    v = psi0 if a == b else 0.0
+                    if n > 0:
+                        v += scat[k, a, b] + f * (xbar[k, a] - m0) * (xbar[k, b] - m0)
+                    psi[a, b] = v
+            chol_lower(psi, wl)
+            draw_iw_chol(wl, nun, wa, wb, wc, psi)  # psi <- chol(Sigma)
+            for a in range(d):
+                for b in range(d):
+                    lc[k, a, b] = psi[a, b]
+        sk = 1.0 / math.sqrt(kn)
+        for a in range(d):
+            wa[0, a] = np.random.standard_normal()
+        for a in range(d):
+            t = 0.0
+            for b in range(a + 1):
+                t += lc[k, a, b] * wa[0, b]
+            mn = (k0 * m0 + n * xbar[k, a]) / kn if n > 0 else m0
+            mu[k, a] = mn + sk * t
+
+
+@njit(cache=True, nogil=True)
+def draw_params(n, xbar, scatter, hyp, diag, mu_out, l_out):
+    """One (mu, chol Sigma) draw from the conditional posterior of n points (see draw_params_all)."""
+    d = xbar.shape[0]
+    cnt = np.full(1, n, np.int64)
+    mu = np.empty((1, d))
+    lc = np.empty((1, d, d))
+    w = np.empty((5, d, d))
+    draw_params_all(
+        1, cnt, xbar.reshape(1, d), scatter.reshape(1, d, d), hyp, diag, mu, lc,
+        w[0], w[1], w[2], w[3], w[4],
+    )  # fmt: skip
+    mu_out[:] = mu[0]
+    l_out[:, :] = lc[0]
+
+
+@njit(cache=True, nogil=True)
+def cluster_stats(x, z, k, cnt, xbar, scatter, diag):
+    """Counts, means and scatter matrices (diagonal only if diag) of labels 0..k-1 (two passes)."""
+    n, d = x.shape
+    for j in range(k):
+        cnt[j] = 0
+        for a in range(d):
+            xbar[j, a] = 0.0
+            for b in range(d):
+                scatter[j, a, b] = 0.0
+    for i in range(n):
+        j = z[i]
+        if j < 0:
+            continue
+        cnt[j] += 1
+        for a in range(d):
+            xbar[j, a] += x[i, a]
+    for j in range(k):
+        if cnt[j] > 0:
+            for a in range(d):
+                xbar[j, a] /= cnt[j]
+    for i in range(n):
+        j = z[i]
+        if j < 0:
+            continue
+        for a in range(d):
+            da = x[i, a] - xbar[j, a]
+            if diag:
+                scatter[j, a, a] += da * da
+            else:
+                for b in range(a + 1):
+                    scatter[j, a, b] += da * (x[i, b] - xbar[j, b])
+    if not diag:
+        for j in range(k):
+            for a in range(d):
+                for b in range(a):
+                    scatter[j, b, a] = scatter[j, a, b]
+
+
+@njit(cache=True, nogil=True)
+def mixture_prepare(logw, lc, diag, c, li):
+    """Normal log-density constants: c_k = log w_k - sum_d log L_kdd - D/2 log 2pi, li = L^{-1}."""
+    kk, d = lc.shape[0], lc.shape[1]
+    for k in range(kk):
+        s = 0.0
+        for a in range(d):
+            s += math.log(lc[k, a, a])
+        c[k] = logw[k] - s - 0.5 * d * LOG_2PI
+        if diag:
+            for a in range(d):
+                for b in range(d):
+                    li[k, a, b] = 0.0
+                li[k, a, a] = 1.0 / lc[k, a, a]
+        else:
+            tri_inv_lower(lc[k], li[k])
+
+
+@njit(cache=True, nogil=True)
+def mixture_pass(x, mu, li, c, kk, diag, z, sample):
+    """sum_i log sum_{k<kk} exp(lp_ik), lp_ik = c_k - |li_k (x_i - mu_k)|^2 / 2 = log w_k N(x_i | k);
+    if sample, also draws z_i with P(z_i = k) ∝ exp(lp_ik) (the blocked z step)."""
+    n, d = x.shape
+    lp = np.empty(kk)
+    dv = np.empty(d)
+    tot_ll = 0.0
+    for i in range(n):
+        mx = NEG_INF
+        for k in range(kk):
+            ck = c[k]
+            if ck == NEG_INF:
+                lp[k] = NEG_INF
+                continue
+            qq = 0.0
+            if d == 1:
+                y = (x[i, 0] - mu[k, 0]) * li[k, 0, 0]
+                qq = y * y
+            elif d == 2:  # unrolled: the common 2-D case
+                d0 = x[i, 0] - mu[k, 0]
+                d1 = x[i, 1] - mu[k, 1]
+                y0 = li[k, 0, 0] * d0
+                y1 = li[k, 1, 0] * d0 + li[k, 1, 1] * d1
+                qq = y0 * y0 + y1 * y1
+            elif diag:
+                for a in range(d):
+                    y = (x[i, a] - mu[k, a]) * li[k, a, a]
+                    qq += y * y
+            else:
+                for a in range(d):
+                    dv[a] = x[i, a] - mu[k, a]
+                for a in range(d):
+                    y = 0.0
+                    for b in range(a + 1):
+                        y += li[k, a, b] * dv[b]
+                    qq += y * y
+            v = ck - 0.5 * qq
+            lp[k] = v
+            if v > mx:
+                mx = v
+        tot = 0.0
+        for k in range(kk):
+            # exp(-60) ~ 1e-26 is below the 2^-53 resolution of the uniform draw: skip the exp
+            dl = lp[k] - mx
+            e = math.exp(dl) if dl > -60.0 else 0.0
+            lp[k] = e
+            tot += e
+        tot_ll += mx + math.log(tot)
+        if sample:
+            uu = np.random.random() * tot
+            t = 0
+            acc = lp[0]
+            while t < kk - 1 and uu >= acc:
+                t += 1
+                acc += lp[t]
+            while lp[t] == 0.0:  # rounding at the top end: back off to a positive entry
+                t -= 1
+            z[i] = t
+    return tot_ll
+
+
+@njit(cache=True, nogil=True)
+def mixture_loglik(x, logw, mu, lc, diag):
+    """sum_i log sum_k w_k N(x_i | mu_k, L_k L_k^T) (components with w_k = 0 skipped)."""
+    d = x.shape[1]
+    kk = mu.shape[0]
+    c = np.empty(kk)
+    li = np.empty((kk, d, d))
+    mixture_prepare(logw, lc, diag, c, li)
+    mu2 = np.empty((kk, d))
+    m = 0
+    for k in range(kk):
+        if c[k] > NEG_INF:
+            c[m] = c[k]
+            mu2[m] = mu[k]
+            li[m] = li[k]
+            m += 1
+    return mixture_pass(x, mu2, li, c, m, diag, np.empty(0, np.int64), False)
+
+
+@njit(cache=True, nogil=True)
+def predictive_tables(nmax, d, hyp, diag):
+    """tc[n], tp[n] (n = 0..nmax): the count-only parts of the Student-t log predictive."""
+    tc = np.empty(nmax + 1)
+    tp = np.empty(nmax + 1)
+    for n in range(nmax + 1):
+        nu = hyp[2] + n
+        kap = hyp[1] + n
+        lk = math.log((kap + 1.0) / kap)
+        if diag:
+            tc[n] = d * (
+                math.lgamma(0.5 * (nu + 1.0)) - math.lgamma(0.5 * nu) - 0.5 * LOG_PI - 0.5 * lk
+            )
+        else:
+            tc[n] = (
+                math.lgamma(0.5 * (nu + 1.0))
+                - math.lgamma(0.5 * (nu - d + 1.0))
+                - 0.5 * d * LOG_PI
+                - 0.5 * d * lk
+            )
+        tp[n] = 0.5 * (nu + 1.0)
+    return tc, tp
+
+
+@njit(cache=True, nogil=True)
+def cl_consts(k, cnt, scl, cst, q, tc, hyp, diag):
+    """Refresh the cached predictive constants of slot k."""
+    n = cnt[k]
+    kap = hyp[1] + n
+    d = scl.shape[1]
+    s = 0.0
+    if diag:
+        for a in range(d):
+            s += math.log(scl[k, a, a])
+            q[k, a] = kap / ((kap + 1.0) * scl[k, a, a])
+        cst[k] = tc[n] - 0.5 * s
+    else:
+        for a in range(d):
+            s += math.log(scl[k, a, a])
+        cst[k] = tc[n] - s
+        q[k, 0] = kap / (kap + 1.0)
+
+
+@njit(cache=True, nogil=True)
+def cl_reset(k, cnt, mean, scl, cst, q, tc, hyp, diag):
+    """Slot k <- the prior (n = 0): m = m0, Psi = psi0 I."""
+    d = mean.shape[1]
+    cnt[k] = 0
+    for a in range(d):
+        mean[k, a] = hyp[0]
+        for b in range(d):
+            scl[k, a, b] = 0.0
+        scl[k, a, a] = hyp[3] if diag else math.sqrt(hyp[3])
+    cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
+
+
+@njit(cache=True, nogil=True)
+def cl_add(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
+    """Add x_i to slot k: Psi += kappa/(kappa+1) (x - m)(x - m)^T, m += (x - m)/(kappa+1)."""
+    d = mean.shape[1]
+    kap = hyp[1] + cnt[k]
+    f = kap / (kap + 1.0)
+    if diag:
+        for a in range(d):
+            r = x[i, a] - mean[k, a]
+            scl[k, a, a] += f * r * r
+            mean[k, a] += r / (kap + 1.0)
+    else:
+        sf = math.sqrt(f)
+        for a in range(d):
+            r = x[i, a] - mean[k, a]
+            u[a] = sf * r
+            mean[k, a] += r / (kap + 1.0)
+        chol_update(scl[k], u)
+    cnt[k] += 1
+    cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
+
+
+@njit(cache=True, nogil=True)
+def cl_remove(x, i, k, cnt, mean, scl, cst, q, tc, hyp, diag, u):
+    """Remove x_i from slot k (cnt >= 2): with kappa' = current, kappa = kappa' - 1,
+    m = (kappa' m' - x)/kappa, Psi = Psi' - kappa'/kappa (x - m')(x - m')^T.
+    Returns False if the Cholesky downdate lost definiteness (caller rebuilds the slot)."""
+    d = mean.shape[1]
+    kp = hyp[1] + cnt[k]
+    kap = kp - 1.0
+    f = kp / kap
+    ok = True
+    if diag:
+        for a in range(d):
+            r = x[i, a] - mean[k, a]
+            scl[k, a, a] -= f * r * r
+            if not scl[k, a, a] > 0.0:
+                ok = False
+            mean[k, a] = (kp * mean[k, a] - x[i, a]) / kap
+    else:
+        sf = math.sqrt(f)
+        for a in range(d):
+            r = x[i, a] - mean[k, a]
+            u[a] = sf * r
+            mean[k, a] = (kp * mean[k, a] - x[i, a]) / kap
+        ok = chol_downdate(scl[k], u)
+    cnt[k] -= 1
+    if ok:
+        cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def cl_kernel(x, i, k, mean, scl, q, diag, u):
+    """The x-dependent part of the Student-t log predictive: log t_k(x_i) = cst_k - p_n * this.
+
+    full: log1p(q_k0 |L^{-1}(x_i - m)|^2) (forward substitution); diag: sum_d log1p(q_kd r_d^2)."""
+    d = mean.shape[1]
+    if diag:
+        s = 0.0
+        for a in range(d):
+            r = x[i, a] - mean[k, a]
+            s += math.log1p(q[k, a] * r * r)
+        return s
+    r2 = 0.0
+    for a in range(d):
+        t = x[i, a] - mean[k, a]
+        for b in range(a):
+            t -= scl[k, a, b] * u[b]
+        t /= scl[k, a, a]
+        u[a] = t
+        r2 += t * t
+    return math.log1p(q[k, 0] * r2)
+
+
+@njit(cache=True, nogil=True)
+def cl_logpred(x, i, k, mean, scl, cst, q, p, diag, u):
+    """Student-t log posterior predictive of x_i under slot k (p = tp[cnt[k]])."""
+    return cst[k] - p * cl_kernel(x, i, k, mean, scl, q, diag, u)
+
+
+@njit(cache=True, nogil=True)
+def cl_set_from_stats(k, n, xbar, scatter, cnt, mean, scl, cst, q, tc, hyp, diag, psi):
+    """Slot k <- the conditional posterior of n points with mean xbar and scatter S (exact)."""
+    niw_posterior(n, xbar, scatter, hyp, diag, mean[k], psi)
+    cnt[k] = n
+    d = mean.shape[1]
+    if diag:
+        for a in range(d):
+            for b in range(d):
+                scl[k, a, b] = 0.0
+            scl[k, a, a] = psi[a, a]
+    else:
+        chol_lower(psi, scl[k])
+    cl_consts(k, cnt, scl, cst, q, tc, hyp, diag)
+
+
+@njit(cache=True, nogil=True)
+def cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, diag, psi):
+    """Recompute slot k exactly from its members (z_i == k)."""
+    n, d = x.shape
+    m = 0
+    xb = np.zeros((1, d))
+    sc = np.zeros((1, d, d))
+    zz = np.full(n, -1, np.int64)
+    for i in range(n):
+        if z[i] == k:
+            zz[i] = 0
+            m += 1
+    cc = np.zeros(1, np.int64)
+    cluster_stats(x, zz, 1, cc, xb, sc, diag)
+    cl_set_from_stats(k, m, xb[0], sc[0], cnt, mean, scl, cst, q, tc, hyp, diag, psi)
+
+
+@njit(cache=True, nogil=True)
+def log_marginal(n, xbar, scat, hyp, diag, psi, wl):
+    """log p(x_1..x_n) of one cluster under the NIW prior (NIG per feature if diag):
+    -nD/2 log pi + log G_D(nu_n/2) - log G_D(nu0/2) + nu0/2 log|Psi0| - nu_n/2 log|Psi_n|
+    + D/2 log(kappa0/kappa_n)  (Murphy 2007, eq. 266)."""
+    m0, k0, nu0, psi0 = hyp[0], hyp[1], hyp[2], hyp[3]
+    d = xbar.shape[0]
+    kn = k0 + n
+    nun = nu0 + n
+    f = k0 * n / kn
+    if diag:
+        v = d * (
+            -0.5 * n * LOG_PI
+            + math.lgamma(0.5 * nun)
+            - math.lgamma(0.5 * nu0)
+            + 0.5 * nu0 * math.log(psi0)
+            + 0.5 * math.log(k0 / kn)
+        )
+        for a in range(d):
+            v -= 0.5 * nun * math.log(psi0 + scat[a, a] + f * (xbar[a] - m0) ** 2)
+        return v
+    for a in range(d):
+        for b in range(d):
+            psi[a, b] = scat[a, b] + f * (xbar[a] - m0) * (xbar[b] - m0) + (psi0 if a == b else 0.0)
+    chol_lower(psi, wl)
+    v = -0.5 * n * d * LOG_PI + 0.5 * nu0 * d * math.log(psi0) + 0.5 * d * math.log(k0 / kn)
+    for a in range(d):
+        v += math.lgamma(0.5 * (nun - a)) - math.lgamma(0.5 * (nu0 - a)) - nun * math.log(wl[a, a])
+    return v
