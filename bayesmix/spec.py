@@ -16,7 +16,15 @@ from typing import Any
 from bayesmix.engines.names import ENGINE_CHOICES as ENGINES
 from bayesmix.errors import InputError
 
-MIXINGS = ("dp", "finite")
+MIXINGS = ("dp", "finite", "pitman_yor", "mfm")
+MFM_WEIGHTS = ("static", "dynamic")
+K_PRIOR_FAMILIES = {  # family -> its parameters (on K - 1, except uniform on K)
+    "uniform": ("max",),
+    "poisson": ("rate",),
+    "geometric": ("p",),
+    "negbin": ("r", "p"),
+    "bnb": ("a_lambda", "a_pi", "b_pi"),
+}
 COVARIANCES = ("full", "diag")
 KERNEL_PRIORS = ("conjugate", "weakly_informative")
 SAMPLERS = ("nutpie", "pymc")
@@ -34,23 +42,76 @@ class GammaPrior:
 
 
 @dataclass(frozen=True)
-class MixingSpec:
-    """Prior on the weights.
+class BetaPrior:
+    """Beta(a, b) prior on (0, 1)."""
 
-    ``dp``: truncated stick-breaking DP, v_k ~ Beta(1, alpha), T components.
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class FPrior:
+    """F(df1, df2) prior on (0, inf) (for the dynamic MFM's alpha; telescope's default F(6, 3))."""
+
+    df1: float
+    df2: float
+
+
+@dataclass(frozen=True)
+class KPrior:
+    """Prior on the number of components K of a mixture of finite mixtures: ``family`` in
+    uniform (K ~ U{1..max}), poisson, geometric, negbin, bnb (on K - 1), ``params`` by name."""
+
+    family: str
+    params: tuple[tuple[str, float], ...]
+
+    def get(self, name: str) -> float:
+        return dict(self.params)[name]
+
+
+@dataclass(frozen=True)
+class MixingSpec:
+    """Prior on the weights: a Gibbs-type partition prior (``bayesmix/mixings``).
+
+    ``dp``: DP(alpha); blocked/NUTS: truncated sticks v_k ~ Beta(1, alpha), T components.
     ``finite``: w ~ Dirichlet(gamma, ..., gamma), K components.
-    The concentration is fixed (``concentration``) or has a Gamma prior
+    ``pitman_yor``: PY(theta, sigma), strength theta > -sigma (``concentration``, prior on
+    theta + sigma), discount sigma in [0, 1) (``discount`` or ``discount_prior``, Beta);
+    blocked/NUTS: v_k ~ Beta(1 - sigma, theta + k sigma), T components.
+    ``mfm``: mixture of finite mixtures, K ~ ``k_prior``, w | K ~ Dirichlet(gamma_K) with
+    gamma_K = gamma (``weights = "static"``) or alpha / K (``"dynamic"``); ``n_components`` is
+    the largest K the samplers represent (K_max).
+    The concentration (alpha, gamma or theta) is fixed (``concentration``) or has a prior
     (``concentration_prior``), never both.
     """
 
     type: str = "dp"
     n_components: int = 20
     concentration: float | None = None
-    concentration_prior: GammaPrior | None = GammaPrior(1.0, 1.0)
+    concentration_prior: GammaPrior | FPrior | None = GammaPrior(1.0, 1.0)
+    discount: float | None = None
+    discount_prior: BetaPrior | None = None
+    weights: str = "static"
+    k_prior: KPrior | None = None
 
     @property
     def concentration_name(self) -> str:
-        return "alpha" if self.type == "dp" else "gamma"
+        """alpha (DP, dynamic MFM), gamma (finite, static MFM) or strength (Pitman-Yor)."""
+        if self.type == "pitman_yor":
+            return "strength"
+        if self.type == "dp" or (self.type == "mfm" and self.weights == "dynamic"):
+            return "alpha"
+        return "gamma"
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The mixing's random hyperparameters, by name (those with a prior)."""
+        names = []
+        if self.concentration is None:
+            names.append(self.concentration_name)
+        if self.type == "pitman_yor" and self.discount is None:
+            names.append("discount")
+        return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -123,6 +184,8 @@ class ModelSpec:
 
 _TOP_KEYS = {"name", "description", "mixing", "kernel", "sampler"}
 _MIXING_KEYS = {"type", "truncation", "K", "alpha", "gamma", "alpha_prior", "gamma_prior"}
+_PY_KEYS = {"type", "truncation", "strength", "strength_prior", "discount", "discount_prior"}
+_MFM_KEYS = {"type", "weights", "gamma", "gamma_prior", "alpha", "alpha_prior", "k_prior", "k_max"}
 _KERNEL_KEYS = {f.name for f in dataclasses.fields(KernelSpec)}
 _SAMPLER_KEYS = {f.name for f in dataclasses.fields(SamplerSpec)}
 
@@ -170,8 +233,12 @@ def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _parse_mixing(where: str, table: dict) -> MixingSpec:
-    _check_unknown(where, "mixing", table, _MIXING_KEYS)
     mtype = _choice(where, "mixing.type", table.get("type", "dp"), MIXINGS)
+    if mtype == "pitman_yor":
+        return _parse_pitman_yor(where, table)
+    if mtype == "mfm":
+        return _parse_mfm(where, table)
+    _check_unknown(where, "mixing", table, _MIXING_KEYS)
     conc_key = "alpha" if mtype == "dp" else "gamma"
     other = "gamma" if mtype == "dp" else "alpha"
     size_key = "truncation" if mtype == "dp" else "K"
@@ -179,30 +246,143 @@ def _parse_mixing(where: str, table: dict) -> MixingSpec:
     for bad in (other, f"{other}_prior", wrong_size):
         if bad in table:
             raise _err(where, f"mixing.{bad}", f"does not apply to mixing type '{mtype}'")
-    n = _positive(
-        where, f"mixing.{size_key}", table.get(size_key, 20 if mtype == "dp" else 10), True
-    )
-    if n < 2:
-        raise _err(where, f"mixing.{size_key}", "must be at least 2")
-    fixed = table.get(conc_key)
-    prior = table.get(f"{conc_key}_prior")
-    if fixed is not None and prior is not None:
-        raise _err(
-            where, f"mixing.{conc_key}", f"give either {conc_key} or {conc_key}_prior, not both"
-        )
-    if fixed is None and prior is None:
-        raise _err(
-            where,
-            f"mixing.{conc_key}",
-            f"give {conc_key} = value or {conc_key}_prior = {{shape, rate}}",
-        )
+    n = _size(where, f"mixing.{size_key}", table.get(size_key, 20 if mtype == "dp" else 10))
+    fixed, prior = _fixed_or_prior(where, table, conc_key)
     return MixingSpec(
         type=mtype,
-        n_components=int(n),
+        n_components=n,
         concentration=None if fixed is None else _positive(where, f"mixing.{conc_key}", fixed),
         concentration_prior=None
         if prior is None
         else _gamma_prior(where, f"mixing.{conc_key}_prior", prior),
+    )
+
+
+def _size(where: str, key: str, value: Any) -> int:
+    n = _positive(where, key, value, True)
+    if n < 2:
+        raise _err(where, key, "must be at least 2")
+    return int(n)
+
+
+def _fixed_or_prior(where: str, table: dict, key: str) -> tuple[Any, Any]:
+    """(value, prior table) of a hyperparameter given as ``key`` or ``key_prior``."""
+    fixed, prior = table.get(key), table.get(f"{key}_prior")
+    if fixed is not None and prior is not None:
+        raise _err(where, f"mixing.{key}", f"give either {key} or {key}_prior, not both")
+    if fixed is None and prior is None:
+        raise _err(where, f"mixing.{key}", f"give {key} = value or {key}_prior = {{shape, rate}}")
+    return fixed, prior
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(where, key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _parse_pitman_yor(where: str, table: dict) -> MixingSpec:
+    """PY: strength theta (or strength_prior, Gamma on theta + discount), discount sigma in
+    [0, 1) (or discount_prior = {a, b}, Beta), truncation T for blocked Gibbs and NUTS."""
+    _check_unknown(where, "mixing", table, _PY_KEYS)
+    n = _size(where, "mixing.truncation", table.get("truncation", 20))
+    disc = table.get("discount")
+    dprior = table.get("discount_prior")
+    if disc is not None and dprior is not None:
+        raise _err(where, "mixing.discount", "give either discount or discount_prior, not both")
+    beta = None
+    if disc is None:
+        if dprior is None:
+            raise _err(
+                where, "mixing.discount", "give discount = value in [0, 1) or discount_prior"
+            )
+        if not isinstance(dprior, dict) or set(dprior) != {"a", "b"}:
+            raise _err(where, "mixing.discount_prior", "must be {a = ..., b = ...} (Beta)")
+        beta = BetaPrior(
+            _positive(where, "mixing.discount_prior.a", dprior["a"]),
+            _positive(where, "mixing.discount_prior.b", dprior["b"]),
+        )
+    else:
+        disc = _number(where, "mixing.discount", disc)
+        if not 0.0 <= disc < 1.0:
+            raise _err(where, "mixing.discount", f"must be in [0, 1), got {disc!r}")
+    fixed, prior = _fixed_or_prior(where, table, "strength")
+    if fixed is not None:
+        fixed = _number(where, "mixing.strength", fixed)
+        low = disc if disc is not None else 0.0
+        if not fixed > -low:
+            raise _err(where, "mixing.strength", f"must be > -discount = {-low:g}, got {fixed!r}")
+    return MixingSpec(
+        type="pitman_yor",
+        n_components=n,
+        concentration=fixed,
+        concentration_prior=None
+        if prior is None
+        else _gamma_prior(where, "mixing.strength_prior", prior),
+        discount=disc,
+        discount_prior=beta,
+    )
+
+
+def _parse_k_prior(where: str, value: Any) -> KPrior:
+    key = "mixing.k_prior"
+    if not isinstance(value, dict) or "family" not in value:
+        raise _err(where, key, 'must be {family = ..., ...}, e.g. {family = "bnb", ...}')
+    family = _choice(where, f"{key}.family", value["family"], tuple(K_PRIOR_FAMILIES))
+    wanted = K_PRIOR_FAMILIES[family]
+    params = {k: v for k, v in value.items() if k != "family"}
+    _check_unknown(where, key, params, set(wanted))
+    missing = [k for k in wanted if k not in params]
+    if missing:
+        raise _err(where, f"{key}.{missing[0]}", f"is needed by family '{family}'")
+    vals = []
+    for name in wanted:
+        v = _positive(where, f"{key}.{name}", params[name], integer=name == "max")
+        if name == "p" and not v < 1.0:
+            raise _err(where, f"{key}.p", f"must be in (0, 1), got {v!r}")
+        vals.append((name, float(v)))
+    return KPrior(family, tuple(vals))
+
+
+def _parse_mfm(where: str, table: dict) -> MixingSpec:
+    """MFM: K ~ k_prior (default BNB(1, 4, 3) on K - 1), w | K ~ Dirichlet(gamma) ("static",
+    gamma or gamma_prior) or Dirichlet(alpha / K) ("dynamic", alpha or alpha_prior, Gamma or
+    {family = "F", df1, df2}); k_max bounds K in the samplers (default: where the prior's
+    tail mass falls below 1e-10, at most 500)."""
+    _check_unknown(where, "mixing", table, _MFM_KEYS)
+    weights = _choice(where, "mixing.weights", table.get("weights", "static"), MFM_WEIGHTS)
+    key = "gamma" if weights == "static" else "alpha"
+    other = "alpha" if weights == "static" else "gamma"
+    for bad in (other, f"{other}_prior"):
+        if bad in table:
+            raise _err(where, f"mixing.{bad}", f"does not apply to weights = '{weights}'")
+    fixed, prior = _fixed_or_prior(where, table, key)
+    conc_prior = None
+    if prior is not None:
+        if isinstance(prior, dict) and str(prior.get("family", "")).lower() == "f":
+            if weights != "dynamic":
+                raise _err(where, f"mixing.{key}_prior", "an F prior applies to alpha (dynamic)")
+            _check_unknown(where, f"mixing.{key}_prior", prior, {"family", "df1", "df2"})
+            conc_prior = FPrior(
+                _positive(where, f"mixing.{key}_prior.df1", prior.get("df1")),
+                _positive(where, f"mixing.{key}_prior.df2", prior.get("df2")),
+            )
+        else:
+            conc_prior = _gamma_prior(where, f"mixing.{key}_prior", prior)
+    kp = table.get("k_prior", {"family": "bnb", "a_lambda": 1.0, "a_pi": 4.0, "b_pi": 3.0})
+    k_prior = _parse_k_prior(where, kp)
+    k_max = table.get("k_max")
+    if k_max is None:
+        k_max = int(k_prior.get("max")) if k_prior.family == "uniform" else 0  # 0: automatic
+    else:
+        k_max = _positive(where, "mixing.k_max", k_max, True)
+    return MixingSpec(
+        type="mfm",
+        n_components=int(k_max),
+        concentration=None if fixed is None else _positive(where, f"mixing.{key}", fixed),
+        concentration_prior=conc_prior,
+        weights=weights,
+        k_prior=k_prior,
     )
 
 

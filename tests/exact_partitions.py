@@ -141,9 +141,7 @@ def block_log_marginal(x_block: np.ndarray, hyp: Sequence[float], diag: bool) ->
     )
 
 
-def partition_log_likelihoods(
-    x: np.ndarray, hyp: Sequence[float] | None, diag: bool
-) -> np.ndarray:
+def partition_log_likelihoods(x: np.ndarray, hyp: Sequence[float] | None, diag: bool) -> np.ndarray:
     """sum_j log m(x_{B_j}) for every partition in ``set_partitions(len(x))`` (same order);
     ``hyp=None`` gives a flat likelihood (all zeros), so that posteriors are priors."""
     x = np.asarray(x, dtype=float)
@@ -404,6 +402,14 @@ def _moment_orders(spec) -> tuple[int, ...]:
     return (1, 2)
 
 
+def _beta_lower_q(p: float, a: float, b: float) -> float:
+    """The p-quantile of Beta(a, b) for small p: the leading term of the lower tail,
+    P(B < q) ~ q^a / (a B(a, b)), when it is < 1e-3 (scipy's root finder can fail there),
+    else scipy."""
+    q = math.exp((math.log(p) + math.log(a) + gammaln(a) + gammaln(b) - gammaln(a + b)) / a)
+    return q if q < 1e-3 else float(stats.beta.ppf(p, a, b))
+
+
 def hyper_grid(spec, step: float = DEFAULT_GRID_STEP, tail: float = DEFAULT_GRID_TAIL):
     """Nodes (natural scale) and normalised log weights of the prior ``spec`` on a grid that
     is uniform in t = log x (gamma, f) or t = logit x (beta), the weights being the prior
@@ -422,19 +428,20 @@ def hyper_grid(spec, step: float = DEFAULT_GRID_STEP, tail: float = DEFAULT_GRID
         hi = math.log(max(his))
         sd = math.sqrt(polygamma(1, a))
     elif name == "f":
-        lo = math.log(stats.f.ppf(tail, a, b))
-        # x = (d2/d1) B/(1-B), B ~ Beta(d1/2, d2/2): E[x^r; x > c] is (d2/d1)^r
+        # x = (d2/d1) B/(1-B), B ~ Beta(d1/2, d2/2); E[x^r; x > c] is (d2/d1)^r
         # B(d1/2+r, d2/2-r)/B(d1/2, d2/2) times P(1 - B' < q), 1 - B' ~ Beta(d2/2-r, d1/2+r)
+        ql = _beta_lower_q(tail, a / 2, b / 2)
+        lo = math.log(b / a) + math.log(ql) - math.log1p(-ql)
         his = []
         for r in (0, *_moment_orders(spec)):
             p, q = a / 2 + r, b / 2 - r
             lc = r * math.log(b / a) + gammaln(p) + gammaln(q) - gammaln(a / 2) - gammaln(b / 2)
-            qq = stats.beta.ppf(min(tail / math.exp(lc), 0.5), q, p)
+            qq = _beta_lower_q(min(tail / math.exp(lc), 0.5), q, p)
             his.append(math.log(b / a) + math.log1p(-qq) - math.log(qq))
         hi = max(his)
         sd = math.sqrt(polygamma(1, a / 2) + polygamma(1, b / 2))
     elif name == "beta":
-        ql, qh = stats.beta.ppf(tail, a, b), stats.beta.ppf(tail, b, a)
+        ql, qh = _beta_lower_q(tail, a, b), _beta_lower_q(tail, b, a)
         lo, hi = math.log(ql) - math.log1p(-ql), math.log1p(-qh) - math.log(qh)
         sd = math.sqrt(polygamma(1, a) + polygamma(1, b))
     else:

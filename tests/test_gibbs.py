@@ -18,9 +18,10 @@ from scipy import stats
 from scipy.special import gammaln, multigammaln
 
 from bayesmix.engines.gibbs import collapsed, sample_gibbs
-from bayesmix.engines.gibbs import rng as gibbs_rng
+from bayesmix.numerics import rng as gibbs_rng
 from bayesmix.errors import InputError
 from bayesmix.kernels import niw as gk
+from bayesmix.mixings import registry
 from bayesmix.spec import GammaPrior, KernelSpec, MixingSpec, ModelSpec
 
 GALAXY = Path(__file__).resolve().parents[1] / "bayesmix" / "datasets" / "galaxies.csv"
@@ -393,12 +394,16 @@ def test_split_merge_alone_targets_exact_posterior(x, diag, finite, kk, conc):
     hyp = (0.0, 0.1, 4.0, 0.5) if diag else (0.0, 0.1, d + 2.0, 0.25)
     pmf, _ = exact_kplus(tuple(map(tuple, x)), hyp, diag, finite, kk, conc, None)
     n, s = len(x), 60000
-    z, state = np.zeros(n, np.int64), np.array([conc, 0.0, 0.0, 0.0, 0.0])
-    out_z, out_c, out_k = np.zeros((s, n), np.int32), np.zeros(s), np.zeros(s, np.int64)
+    z, state = np.zeros(n, np.int64), np.zeros(registry.STATE_SIZE)
+    state[0] = conc
+    out_z, out_k = np.zeros((s, n), np.int32), np.zeros(s, np.int64)
+    out_state = np.zeros((s, registry.STATE_SIZE))
     xc = np.ascontiguousarray(x, dtype=float)
+    kind = registry.FINITE if finite else registry.DP
+    hp = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # every hyperparameter fixed
     collapsed.collapsed_chain(
-        xc, z, state, np.array(hyp), diag, finite, kk, True, 1.0, 1.0, 0, s + 100, 100, 1, 5,
-        -3, out_z, out_c, out_k,
+        xc, z, state, np.array(hyp), diag, kind, kk, hp, np.zeros(1), 0, s + 100, 100, 1, 5,
+        -3, out_z, out_state, out_k,
     )  # fmt: skip
     assert state[4] / (3 * s) > 0.05  # the moves are accepted often
     k_pmf = np.bincount(out_k, minlength=len(pmf))[: len(pmf)] / s

@@ -20,7 +20,10 @@ class Draws:
       w:    (C, S, K)        mixture weights, rows sum to 1
       mu:   (C, S, K, D)     component means
       cov:  (C, S, K, D, D)  component covariances (diagonal for diag kernels)
-      concentration: (C, S) alpha (DP) or gamma (finite); None when fixed
+      concentration: (C, S) the mixing's concentration (alpha, gamma or the Pitman-Yor
+                     strength); None when fixed
+      params: name -> (C, S) every random parameter of the mixing (concentration, discount,
+              K of an MFM), as the posterior group stores them
       z:    (C, S, N) int    allocations, when the engine samples them natively
       sample_stats: name -> (C, S) array (e.g. ``diverging``)
       timing: ``compile_s`` and ``sampling_s`` in seconds
@@ -33,6 +36,7 @@ class Draws:
     engine: str  # an engines.names.Engine value
     z: np.ndarray | None = None
     sampler: str | None = None  # the NUTS backend (nutpie, pymc); None for Gibbs
+    params: dict[str, np.ndarray] = field(default_factory=dict)  # the mixing's, by name
     sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)

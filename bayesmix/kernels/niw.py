@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.engines.gibbs.linalg import chol_downdate, chol_lower, chol_update, tri_inv_lower
+from bayesmix.numerics.linalg import chol_downdate, chol_lower, chol_update, tri_inv_lower
 
 LOG_PI = math.log(math.pi)
 LOG_2PI = math.log(2.0 * math.pi)

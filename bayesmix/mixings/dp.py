@@ -9,6 +9,8 @@ import math
 import numpy as np
 from numba import njit
 
+from bayesmix.mixings.sticks import sticks_to_logw
+
 
 @njit(cache=True, nogil=True)
 def escobar_west(alpha, k, n, a, b):
@@ -20,18 +22,6 @@ def escobar_west(alpha, k, n, a, b):
     odds = (a + k - 1.0) / (n * rate)
     shape = a + k if np.random.random() * (1.0 + odds) < odds else a + k - 1.0
     return np.random.gamma(shape, 1.0 / rate)
-
-
-@njit(cache=True, nogil=True)
-def sticks_to_logw(lv, l1v, logw):
-    """log w_k = log v_k + sum_{l<k} log(1 - v_l), v_T = 1; returns sum_{k<T} log(1 - v_k)."""
-    kk = logw.shape[0]
-    acc = 0.0
-    for k in range(kk - 1):
-        logw[k] = acc + lv[k]
-        acc += l1v[k]
-    logw[kk - 1] = acc
-    return acc
 
 
 @njit(cache=True, nogil=True)
@@ -98,3 +88,19 @@ def dp_label_moves(z, logw, mu, lc, ws):
         for i in range(z.shape[0]):
             z[i] = lab_of[z[i]]
     return nacc
+
+
+@njit(cache=True, nogil=True)
+def urn_r(t, alpha):
+    """log of the new-cluster weight: log alpha, whatever the number t of occupied clusters."""
+    return math.log(alpha)
+
+
+@njit(cache=True, nogil=True)
+def blocked_update(state, l1v, ca, cb):
+    """alpha | v ~ Gamma(a + T - 1, b - sum_{k<T} log(1 - v_k)) (conjugate)."""
+    kk = l1v.shape[0]
+    slog1mv = 0.0
+    for k in range(kk - 1):
+        slog1mv += l1v[k]
+    return np.random.gamma(ca + kk - 1.0, 1.0 / (cb - slog1mv))

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
+
+from bayesmix.numerics.linalg import logsumexp
+from bayesmix.numerics.mh import MH_STEPS, mh_adapt
+from bayesmix.numerics.rng import log_gamma_rv
+
+NEG_INF = -math.inf
 
 
 @njit(cache=True, nogil=True)
@@ -30,3 +37,69 @@ def log_target_dirmult(lg, cnt, act, nact, kk, n, a, b):
     for t in range(nact):
         v += math.lgamma(cnt[act[t]] + g) - lgg
     return v
+
+
+@njit(cache=True, nogil=True)
+def urn_r(t, gamma, kfin):
+    """log of the new-cluster weight with t occupied clusters: log(K - t) + log(gamma) (the
+    (K - t) empty labelled slots share it); -inf when every slot is occupied."""
+    if t >= kfin:
+        return NEG_INF
+    return math.log(kfin - t) + math.log(gamma)
+
+
+@njit(cache=True, nogil=True)
+def collapsed_update(state, cnt, act, nact, kfin, n, ca, cb, it, tune):
+    """Random-walk MH on log gamma with the Dirichlet-multinomial marginal of the counts
+    (``log_target_dirmult``), MH_STEPS steps; the step adapts during burn-in (state[1])."""
+    lg = math.log(state[0])
+    cur = log_target_dirmult(lg, cnt, act, nact, kfin, n, ca, cb)
+    for _ in range(MH_STEPS):
+        prop = lg + math.exp(state[1]) * np.random.standard_normal()
+        new = log_target_dirmult(prop, cnt, act, nact, kfin, n, ca, cb)
+        r = new - cur
+        accept = math.log(1.0 - np.random.random()) < r
+        if it < tune:
+            mh_adapt(state, it, r)
+        else:
+            state[3] += 1.0
+            if accept:
+                state[2] += 1.0
+        if accept:
+            lg = prop
+            cur = new
+    return math.exp(lg)
+
+
+@njit(cache=True, nogil=True)
+def blocked_weights(cnt, gamma, logw):
+    """w | z ~ Dirichlet(gamma + n_1, ..., gamma + n_K), in log space."""
+    kk = logw.shape[0]
+    for k in range(kk):
+        logw[k] = log_gamma_rv(gamma + cnt[k])
+    lse = logsumexp(logw, kk)
+    for k in range(kk):
+        logw[k] -= lse
+
+
+@njit(cache=True, nogil=True)
+def blocked_update(state, logw, ca, cb, it, tune):
+    """Random-walk MH on log gamma with the Dirichlet(gamma) density of w (``log_target_dirichlet``)."""
+    kk = logw.shape[0]
+    lg = math.log(state[0])
+    cur = log_target_dirichlet(lg, logw, kk, ca, cb)
+    for _ in range(MH_STEPS):
+        prop = lg + math.exp(state[1]) * np.random.standard_normal()
+        new = log_target_dirichlet(prop, logw, kk, ca, cb)
+        r = new - cur
+        accept = math.log(1.0 - np.random.random()) < r
+        if it < tune:
+            mh_adapt(state, it, r)
+        else:
+            state[3] += 1.0
+            if accept:
+                state[2] += 1.0
+        if accept:
+            lg = prop
+            cur = new
+    return math.exp(lg)

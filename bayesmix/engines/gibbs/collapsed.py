@@ -16,9 +16,6 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.engines.gibbs.concentration import MH_STEPS, mh_adapt
-from bayesmix.engines.gibbs.linalg import chol_lower, logsumexp
-from bayesmix.engines.gibbs.rng import log_gamma_rv
 from bayesmix.engines.gibbs.split_merge import split_merge
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
@@ -30,8 +27,9 @@ from bayesmix.kernels.niw import (
     mixture_loglik,
     predictive_tables,
 )
-from bayesmix.mixings.dp import escobar_west
-from bayesmix.mixings.finite import log_target_dirmult
+from bayesmix.mixings import mfm, registry
+from bayesmix.numerics.linalg import chol_lower, logsumexp
+from bayesmix.numerics.rng import log_gamma_rv
 
 NEG_INF = -np.inf
 
@@ -71,11 +69,10 @@ def collapsed_chain(
     state,
     hyp,
     diag,
-    finite,
+    kind,
     kfin,
-    conc_fixed,
-    ca,
-    cb,
+    hp,
+    logpk,
     it0,
     n_iter,
     tune,
@@ -83,22 +80,28 @@ def collapsed_chain(
     seed,
     n_sm,
     out_z,
-    out_conc,
+    out_state,
     out_k,
 ):
-    """Run sweeps it0 .. it0+n_iter-1 of collapsed Gibbs (Neal 2000, algorithm 3).
+    """Run sweeps it0 .. it0+n_iter-1 of collapsed Gibbs (Neal 2000, algorithm 3) for a
+    Gibbs-type mixing (``kind``, see ``bayesmix.mixings.registry``).
 
-    DP (untruncated): P(z_i = k) ∝ n_k^{-i} t_k(x_i), P(new) ∝ alpha t_0(x_i); alpha by
-    Escobar & West.  Finite (kfin slots): P(z_i = k) ∝ (n_k^{-i} + gamma) t_k(x_i); the empty
-    slots share (#empty) gamma t_0(x_i) and one is picked uniformly; gamma by MH on log gamma with
-    the Dirichlet-multinomial marginal of the counts.  Cluster statistics are recomputed exactly
+    P(z_i = k | rest) ∝ (n_k^{-i} - sigma) t_k(x_i), P(new) ∝ exp(r[t]) t_0(x_i), with t the
+    number of occupied clusters and r the mixing's urn (DP: log alpha; PY: log(theta + t sigma);
+    static MFM: log gamma V_n(t+1)/V_n(t)). The finite mixture (kfin labelled slots, sigma =
+    -gamma, r = log((K - t) gamma)) picks one of the empty slots uniformly; the others are
+    untruncated and grow their slot arrays as needed. Cluster statistics are recomputed exactly
     at every sweep and updated incrementally (rank-one Cholesky up/downdates) within it.
     Each sweep ends with |n_sm| split-merge moves (``split_merge``); n_sm < 0 skips the
-    single-site updates (split-merge only: for testing that move on its own).
-    state = [concentration, log MH step, accepted, proposed, accepted split-merge moves (saved
-    phase)]; z holds slot ids (arbitrary labels
-    for the DP, 0..kfin-1 for finite).  seed >= 0 reseeds numba's RNG; it0 == 0 initialises z.
+    single-site updates (split-merge only: for testing that move on its own); then the mixing's
+    hyperparameters are updated (``registry.collapsed_update``) unless all are fixed.
+    state: see ``registry`` (a copy of it is saved per kept draw in out_state; for the MFM
+    state[K_SLOT] holds a draw of K | K+). z holds slot ids (arbitrary labels; 0..kfin-1 for
+    finite). seed >= 0 reseeds numba's RNG; it0 == 0 initialises z. logpk: log p(K = k),
+    k = 0..K_max (MFM only).
     """
+    finite = kind == registry.FINITE
+    hyper_random = hp[0] == 0.0 or hp[3] == 0.0
     n, d = x.shape
     if seed >= 0:
         np.random.seed(seed)
@@ -121,6 +124,12 @@ def collapsed_chain(
     logn[0] = NEG_INF
     for j in range(1, n + 2):
         logn[j] = math.log(j)
+    # log(n - sigma) for existing clusters (sigma = 0: the log n table), refreshed when sigma
+    # changes; r[t] and V_n(t) memoised per sweep (NaN = not computed)
+    lwn = np.empty(n + 2)
+    lwn_sigma = np.nan
+    rtab = np.empty(n + 3)
+    vtab = np.empty(n + 3)
     # compact labels / capacity
     if finite:
         cap = kfin
@@ -165,9 +174,16 @@ def collapsed_chain(
         np.zeros((d, d)),
         np.zeros((d, d)),
     )
-    conc = state[0]
     for it in range(it0, it0 + n_iter):
-        logc = math.log(conc)
+        sig = registry.sigma_of(kind, state)
+        if sig != lwn_sigma:
+            lwn[0] = NEG_INF if sig == 0.0 else math.log(-sig)
+            for j in range(1, n + 2):
+                lwn[j] = logn[j] if sig == 0.0 else math.log(j - sig)
+            lwn_sigma = sig
+        rtab[:] = np.nan
+        vtab[:] = np.nan
+        labelled, c1 = registry.split_merge_constants(kind, state)
         # exact rebuild of all cluster statistics from z
         cluster_stats(x, z, cap, cnt, xb, sc, diag)
         nact = 0
@@ -201,7 +217,7 @@ def collapsed_chain(
                         sl += math.log(wl[a, a])
                     cst[k] = tc[nk] - sl
                     q[k, 0] = kn / (kn + 1.0)
-                lw[k] = cst[k] + (math.log(nk + conc) if finite else logn[nk])
+                lw[k] = cst[k] + lwn[nk]
                 act[nact] = k
                 pos[k] = nact
                 nact += 1
@@ -272,7 +288,7 @@ def collapsed_chain(
                         q[k, 0] = kap / (kap + 1.0)
                 else:  # lost definiteness to rounding: recompute the cluster exactly
                     cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, diag, psi)
-                lw[k] = cst[k] + (math.log(cnt[k] + conc) if finite else logn[cnt[k]])
+                lw[k] = cst[k] + lwn[cnt[k]]
             # --- log p(z_i = j | rest) for the occupied clusters and a new / empty one ---
             mx = NEG_INF
             for t in range(nact):
@@ -296,10 +312,9 @@ def collapsed_chain(
                 lp[t] = v
                 if v > mx:
                     mx = v
-            if finite:
-                v = logn[nfree] + logc + lp0[i]  # -inf when every slot is occupied
-            else:
-                v = logc + lp0[i]
+            if rtab[nact] != rtab[nact]:  # finite: -inf when every slot is occupied
+                rtab[nact] = registry.urn_r(kind, nact, state, kfin, n, logpk, vtab)
+            v = rtab[nact] + lp0[i]
             lp[nact] = v
             if v > mx:
                 mx = v
@@ -381,7 +396,7 @@ def collapsed_chain(
                     sl += math.log(scl[k, a, a])
                 cst[k] = tc[nk] - sl
                 q[k, 0] = kap / (kap + 1.0)
-            lw[k] = cst[k] + (math.log(nk + conc) if finite else logn[nk])
+            lw[k] = cst[k] + lwn[nk]
             z[i] = k
         # split-merge moves
         for _ in range(abs(n_sm)):
@@ -394,57 +409,47 @@ def collapsed_chain(
                 lp = np.zeros(cap + 1)
                 xb = np.zeros((cap, d))
                 sc = np.zeros((cap, d, d))
+            for tt in (nact - 1, nact):  # the urn terms a split or a merge needs
+                if tt >= 0 and rtab[tt] != rtab[tt]:
+                    rtab[tt] = registry.urn_r(kind, tt, state, kfin, n, logpk, vtab)
             nact, nfree, acc = split_merge(
                 x, z, (cnt, mean, scl, cst, q, lw), tmp, act, pos, free, nact, nfree, tc, tp,
-                logn, hyp, diag, finite, conc,
+                logn, lwn, rtab, hyp, diag, labelled, sig, c1,
             )  # fmt: skip
             if acc and it >= tune:
                 state[4] += 1.0
-        # concentration
-        if not conc_fixed:
-            if finite:
-                lg = math.log(conc)
-                cur = log_target_dirmult(lg, cnt, act, nact, kfin, n, ca, cb)
-                for _ in range(MH_STEPS):
-                    prop = lg + math.exp(state[1]) * np.random.standard_normal()
-                    new = log_target_dirmult(prop, cnt, act, nact, kfin, n, ca, cb)
-                    r = new - cur
-                    accept = math.log(1.0 - np.random.random()) < r
-                    if it < tune:
-                        mh_adapt(state, it, r)
-                    else:
-                        state[3] += 1.0
-                        if accept:
-                            state[2] += 1.0
-                    if accept:
-                        lg = prop
-                        cur = new
-                conc = math.exp(lg)
-            else:
-                conc = escobar_west(conc, nact, n, ca, cb)
-            state[0] = conc
+        # the mixing's hyperparameters | partition
+        if hyper_random:
+            registry.collapsed_update(kind, state, hp, it, tune, cnt, act, nact, n, kfin, logpk)
         if it >= tune and (it - tune + 1) % thin == 0:
             s = (it - tune) // thin
+            if kind == registry.MFM:
+                state[registry.K_SLOT] = mfm.draw_k_given_kplus(nact, state[0], n, logpk)
             out_k[s] = nact
-            out_conc[s] = conc
+            for j in range(out_state.shape[1]):
+                out_state[s, j] = state[j]
             for i in range(n):
                 out_z[s, i] = z[i]
 
 
 @njit(cache=True, nogil=True)
-def collapsed_params(x, zs, concs, hyp, diag, finite, seed, out_w, out_mu, out_cov, out_ll):
-    """Per saved draw, sample (w, mu, Sigma) given z and the concentration.
+def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_cov, out_ll):
+    """Per saved draw, sample (w, mu, Sigma) given z and the mixing's state.
 
-    DP: occupied clusters are relabelled 0..k-1 by decreasing size (zs is rewritten),
-    (w_1..w_k, w_rest) ~ Dirichlet(n_1..n_k, alpha), the rest mass goes to slot k with prior
-    parameters, slots > k get zero weight and prior parameters.  Finite: w ~ Dirichlet(gamma + n),
-    all slots.  Parameters come from the NIW/NIG conditional posterior (the prior when empty).
+    Finite: w ~ Dirichlet(gamma + n), all K slots. Otherwise the occupied clusters are
+    relabelled 0..k-1 by decreasing size (zs is rewritten) and
+    DP / Pitman-Yor: (w_1..w_k, w_rest) ~ Dirichlet(n_1 - sigma, .., n_k - sigma, theta + k sigma)
+    (sigma = 0, theta = alpha for the DP), the rest mass in slot k with prior parameters;
+    MFM: K from the state, w ~ Dirichlet(gamma + n_1, .., gamma + n_k, gamma, .., gamma) over K
+    slots (the K - k empty ones with prior parameters). Slots beyond get zero weight and prior
+    parameters. Parameters come from the NIW/NIG conditional posterior (the prior when empty).
     out_ll[s] = sum_i log sum_k w_k N(x_i | mu_k, Sigma_k).
     """
     np.random.seed(seed)
     ns, n = zs.shape
     d = x.shape[1]
     kc = out_w.shape[1]
+    finite = kind == registry.FINITE
     zmax = 0
     for s in range(ns):
         for i in range(n):
@@ -484,19 +489,25 @@ def collapsed_params(x, zs, concs, hyp, diag, finite, seed, out_w, out_mu, out_c
                 z[i] = lab[zs[s, i]]
                 zs[s, i] = z[i]
         cluster_stats(x, z, kc, cnt, xb, sc, diag)
-        conc = concs[s]
+        conc = states[s, 0]
         if finite:
             for k in range(kc):
                 logw[k] = log_gamma_rv(conc + cnt[k])
-            lse = logsumexp(logw, kc)
+        elif kind == registry.MFM:
+            kk = int(states[s, registry.K_SLOT])
+            for k in range(kc):
+                logw[k] = NEG_INF
+            for k in range(kk):
+                logw[k] = log_gamma_rv(conc + cnt[k])
         else:
+            sig = registry.sigma_of(kind, states[s])
             for k in range(kc):
                 logw[k] = NEG_INF
             for k in range(ncl):
-                logw[k] = log_gamma_rv(cnt[k])
+                logw[k] = log_gamma_rv(cnt[k] - sig)
             if ncl < kc:
-                logw[ncl] = log_gamma_rv(conc)
-            lse = logsumexp(logw, kc)
+                logw[ncl] = log_gamma_rv(conc + ncl * sig)
+        lse = logsumexp(logw, kc)
         draw_params_all(kc, cnt, xb, sc, hyp, diag, mu, lo, wk[0], wk[1], wk[2], wk[3], wk[4])
         for k in range(kc):
             logw[k] -= lse

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayesmix import mixings
 from bayesmix.engines.base import Draws
-from bayesmix.engines.gibbs import blocked, collapsed
+from bayesmix.engines.gibbs import blocked, collapsed, telescoping
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
 from bayesmix.spec import ModelSpec
@@ -48,15 +49,15 @@ EXECUTORS = ("threads", "processes")
 class ChainConfig:
     """Everything a chain needs besides the data (picklable, sent to the workers)."""
 
-    algorithm: str
+    algorithm: str  # collapsed | blocked | telescoping
     hyp: tuple[float, float, float, float]  # m0, kappa0, nu0, psi0 (NIG: nu0 = 2 a0, psi0 = 2 b0)
     diag: bool
-    finite: bool
-    n_components: int  # T (blocked DP), K (finite); unused by the collapsed DP
-    conc_fixed: bool
-    conc_value: float  # the fixed concentration (or nan)
-    conc_shape: float
-    conc_rate: float
+    kind: int  # the mixing's code (bayesmix.mixings.registry)
+    labelled: bool  # K labelled slots (finite)
+    dynamic: bool  # MFM with gamma_K = alpha / K
+    n_components: int  # K (finite), truncation T (blocked DP / Pitman-Yor), K_max (MFM)
+    hp: tuple[float, ...]  # hyperprior (bayesmix.mixings.registry)
+    logpk: tuple[float, ...]  # log p(K = k), k = 0..K_max (MFM)
     draws: int
     tune: int
     thin: int
@@ -83,8 +84,9 @@ def _config(
         )
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    if mix.type not in ("dp", "finite"):
-        raise InputError(f"mixing.type must be 'dp' or 'finite', got {mix.type!r}")
+    if mix.type not in mixings.MIXING_TYPES:
+        raise InputError(f"unknown mixing.type {mix.type!r}")
+    algorithm = mixings.check_algorithm(mix, algorithm)
     if kern.covariance not in ("full", "diag"):
         raise InputError(f"kernel.covariance must be 'full' or 'diag', got {kern.covariance!r}")
     for name, val in (("draws", draws), ("thin", thin)):
@@ -105,17 +107,17 @@ def _config(
     fixed = mix.concentration is not None  # a fixed value wins over a (default) prior
     if not fixed and mix.concentration_prior is None:
         raise InputError(f"mixing: give {mix.concentration_name} or {mix.concentration_name}_prior")
-    prior = mix.concentration_prior
+    kind, hp, logpk, size = mixings.numba_args(mix)
     return ChainConfig(
         algorithm=algorithm,
         hyp=hyp,
         diag=bool(diag),
-        finite=mix.type == "finite",
-        n_components=int(mix.n_components),
-        conc_fixed=fixed,
-        conc_value=float(mix.concentration) if fixed else math.nan,
-        conc_shape=float(prior.shape) if prior is not None else math.nan,
-        conc_rate=float(prior.rate) if prior is not None else math.nan,
+        kind=kind,
+        labelled=mixings.info(mix).labelled,
+        dynamic=mix.type == "mfm" and mix.weights == "dynamic",
+        n_components=int(size),
+        hp=tuple(float(v) for v in hp),
+        logpk=tuple(float(v) for v in logpk),
         draws=draws,
         tune=tune,
         thin=thin,
@@ -125,17 +127,17 @@ def _config(
 
 
 # --------------------------------------------------------------------------
-# One chain (runs in a worker process or in-process)
+# One chain (runs in a worker thread, a process or in-process)
 # --------------------------------------------------------------------------
 
 
 def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray]:
     out = {
         "z": np.zeros((draws, n), np.int32),
-        "conc": np.zeros(draws),
+        "state": np.zeros((draws, mixings.STATE_SIZE)),
         "k": np.zeros(draws, np.int64),
     }
-    if cfg.algorithm == "blocked":
+    if cfg.algorithm != "collapsed":
         t = cfg.n_components
         out.update(
             w=np.zeros((draws, t)),
@@ -146,9 +148,9 @@ def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray
     return out
 
 
-def _init_state(cfg: ChainConfig, n: int, d: int, conc0: float) -> dict[str, np.ndarray]:
-    st = {"z": np.zeros(n, np.int64), "state": np.array([conc0, 0.0, 0.0, 0.0, 0.0])}
-    if cfg.algorithm == "blocked":
+def _init_state(cfg: ChainConfig, n: int, d: int, state0: np.ndarray) -> dict[str, np.ndarray]:
+    st = {"z": np.zeros(n, np.int64), "state": np.array(state0, dtype=np.float64)}
+    if cfg.algorithm != "collapsed":
         t = cfg.n_components
         st.update(logw=np.zeros(t), mu=np.zeros((t, d)), l=np.zeros((t, d, d)))
     return st
@@ -159,31 +161,45 @@ def _kernel_call(
 ) -> None:
     """One chunk of sweeps (identical argument types for warm-up and real runs)."""
     hyp = np.asarray(cfg.hyp, dtype=np.float64)
-    ca = cfg.conc_shape if not cfg.conc_fixed else 1.0
-    cb = cfg.conc_rate if not cfg.conc_fixed else 1.0
-    args = (cfg.diag, cfg.finite)
+    hp = np.asarray(cfg.hp, dtype=np.float64)
+    logpk = np.asarray(cfg.logpk, dtype=np.float64)
+    sweeps = (int(it0), int(n_iter), int(cfg.tune), int(cfg.thin), int(seed))
     if cfg.algorithm == "blocked":
         blocked.blocked_chain(
-            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, *args,
-            cfg.conc_fixed, float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune),
-            int(cfg.thin), int(seed), cfg.label_moves, out["z"], out["w"], out["mu"], out["cov"],
-            out["conc"], out["ll"], out["k"],
+            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.kind, hp,
+            *sweeps, cfg.label_moves, out["z"], out["w"], out["mu"], out["cov"], out["state"],
+            out["ll"], out["k"],
+        )  # fmt: skip
+    elif cfg.algorithm == "telescoping":
+        telescoping.telescoping_chain(
+            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.dynamic,
+            hp, logpk, *sweeps, out["z"], out["w"], out["mu"], out["cov"], out["state"],
+            out["ll"], out["k"],
         )  # fmt: skip
     else:
         collapsed.collapsed_chain(
-            x, st["z"], st["state"], hyp, *args, int(cfg.n_components), cfg.conc_fixed,
-            float(ca), float(cb), int(it0), int(n_iter), int(cfg.tune), int(cfg.thin),
-            int(seed), int(cfg.split_merge), out["z"], out["conc"], out["k"],
+            x, st["z"], st["state"], hyp, cfg.diag, cfg.kind, int(cfg.n_components), hp, logpk,
+            *sweeps, int(cfg.split_merge), out["z"], out["state"], out["k"],
         )  # fmt: skip
 
 
+def _collapsed_slots(cfg: ChainConfig, out: dict) -> int:
+    """Slots of the collapsed sampler's (w, mu, Sigma): K (finite), the largest K drawn (MFM),
+    else the largest number of occupied clusters + 1 (the rest mass)."""
+    if cfg.labelled:
+        return cfg.n_components
+    if cfg.kind == mixings.MFM:
+        return int(out["state"][:, mixings.K_SLOT].max())
+    return int(out["k"].max()) + 1
+
+
 def _collapsed_post(cfg: ChainConfig, x: np.ndarray, out: dict, kc: int, seed: int) -> None:
-    """Per-draw (w, mu, Sigma) for the collapsed sampler, kc slots (DP: max occupied + 1)."""
+    """Per-draw (w, mu, Sigma) for the collapsed sampler, kc slots."""
     s, d = out["z"].shape[0], x.shape[1]
     out.update(w=np.zeros((s, kc)), mu=np.zeros((s, kc, d)), cov=np.zeros((s, kc, d, d)))
     out["ll"] = np.zeros(s)
     collapsed.collapsed_params(
-        x, out["z"], out["conc"], np.asarray(cfg.hyp, dtype=np.float64), cfg.diag, cfg.finite,
+        x, out["z"], out["state"], np.asarray(cfg.hyp, dtype=np.float64), cfg.diag, cfg.kind,
         int(seed), out["w"], out["mu"], out["cov"], out["ll"],
     )  # fmt: skip
 
@@ -193,13 +209,15 @@ def _warmup(cfg: ChainConfig, d: int) -> float:
     t0 = time.perf_counter()
     xt = np.ascontiguousarray(np.linspace(-1.5, 1.5, 6 * d).reshape(6, d) ** 3)
     small = dataclasses.replace(cfg, draws=2, tune=1, thin=1)
-    conc0 = cfg.conc_value if cfg.conc_fixed else 1.0
-    st = _init_state(small, 6, d, conc0)
+    state0 = np.zeros(mixings.STATE_SIZE)
+    state0[0] = 1.0
+    state0[5] = 0.25 if cfg.kind == mixings.PITMAN_YOR else 0.0
+    state0[mixings.K_SLOT] = min(3, cfg.n_components) if cfg.kind == mixings.MFM else 0.0
+    st = _init_state(small, 6, d, state0)
     out = _alloc(small, 6, d, 2)
     _kernel_call(small, xt, st, out, 0, 3, 1)
     if cfg.algorithm == "collapsed":
-        kc = cfg.n_components if cfg.finite else int(out["k"].max()) + 1
-        _collapsed_post(small, xt, out, kc, 2)
+        _collapsed_post(small, xt, out, max(1, _collapsed_slots(small, out)), 2)
     return time.perf_counter() - t0
 
 
@@ -208,7 +226,7 @@ def _run_chain(
     x: np.ndarray,
     chain: int,
     seeds: tuple[int, int],
-    conc0: float,
+    state0: np.ndarray,
     progress: bool,
     warm: bool,
     stop: threading.Event | None = None,
@@ -219,7 +237,7 @@ def _run_chain(
     """
     n, d = x.shape
     load_s = _warmup(cfg, d) if warm else 0.0
-    st = _init_state(cfg, n, d, conc0)
+    st = _init_state(cfg, n, d, state0)
     out = _alloc(cfg, n, d, cfg.draws)
     total = cfg.tune + cfg.draws * cfg.thin
     bounds = np.unique(np.linspace(0, total, _N_CHUNKS + 1).round().astype(int))
@@ -242,11 +260,11 @@ def _run_chain(
     sweep_s, sweep_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
     t1 = time.perf_counter()
     if cfg.algorithm == "collapsed":
-        kc = cfg.n_components if cfg.finite else int(out["k"].max()) + 1
-        _collapsed_post(cfg, x, out, kc, seeds[1])
+        _collapsed_post(cfg, x, out, _collapsed_slots(cfg, out), seeds[1])
     post_s = time.perf_counter() - t1
     out.update(
         accept=st["state"][2] / st["state"][3] if st["state"][3] > 0 else math.nan,
+        accept_discount=st["state"][7] / st["state"][8] if st["state"][8] > 0 else math.nan,
         sm_accept=float(st["state"][4]),
         log_step=float(st["state"][1]),
         load_s=load_s,
@@ -285,6 +303,16 @@ def _prior_draws(
     return mu, cov
 
 
+def _fill_empty_slots(res: dict, rng: np.random.Generator, cfg: ChainConfig) -> None:
+    """Telescoping: slots K..K_max-1 of a draw carry no weight; give them prior parameters."""
+    s, k, d = res["mu"].shape
+    empty = np.argwhere(res["w"] == 0.0)
+    if empty.size:
+        mu, cov = _prior_draws(rng, len(empty), d, cfg)
+        res["mu"][empty[:, 0], empty[:, 1]] = mu
+        res["cov"][empty[:, 0], empty[:, 1]] = cov
+
+
 def _pad(res: dict, k_out: int, rng: np.random.Generator, cfg: ChainConfig) -> None:
     s, k, d = res["mu"].shape
     if k == k_out:
@@ -305,7 +333,7 @@ def _run_pool(
     cfg: ChainConfig,
     x: np.ndarray,
     seeds: list[tuple[int, int]],
-    conc0: list[float],
+    state0: list[np.ndarray],
     progress: bool,
     workers: int,
     method: str,
@@ -325,7 +353,7 @@ def _run_pool(
     warm = stop is None  # a fresh process loads the kernels; threads share the loaded ones
     try:
         futs = [
-            ex.submit(_run_chain, cfg, x, c, seeds[c], conc0[c], progress, warm, stop)
+            ex.submit(_run_chain, cfg, x, c, seeds[c], state0[c], progress, warm, stop)
             for c in range(len(seeds))
         ]
         results = [f.result() for f in futs]
@@ -394,17 +422,14 @@ def sample_gibbs(
 
     # seeds: chain c -> (numba chain seed, numba post-processing seed) + numpy Generator
     kids = np.random.SeedSequence(seed).spawn(chains)
-    seeds, rngs, conc0 = [], [], []
+    seeds, rngs, state0 = [], [], []
     for kid in kids:
         sub = kid.spawn(2)
         w = sub[0].generate_state(2)
         seeds.append((int(w[0]), int(w[1])))
         rng = np.random.default_rng(sub[1])
         rngs.append(rng)
-        if cfg.conc_fixed:
-            conc0.append(cfg.conc_value)
-        else:  # over-dispersed start around the prior mean
-            conc0.append(cfg.conc_shape / cfg.conc_rate * float(np.exp(rng.uniform(-1.0, 1.0))))
+        state0.append(mixings.initial_state(spec.mixing, rng))
 
     compile_s = _warmup(cfg, d)
     total = cfg.tune + cfg.draws * cfg.thin
@@ -422,27 +447,33 @@ def sample_gibbs(
     if workers <= 1:
         method = "in-process"
         results = [
-            _run_chain(cfg, xa, c, seeds[c], conc0[c], progress, False) for c in range(chains)
+            _run_chain(cfg, xa, c, seeds[c], state0[c], progress, False) for c in range(chains)
         ]
     else:
-        results = _run_pool(cfg, xa, seeds, conc0, progress, workers, method)
-    if algorithm == "collapsed":
+        results = _run_pool(cfg, xa, seeds, state0, progress, workers, method)
+    if cfg.algorithm == "collapsed":
         k_out = max(r["w"].shape[1] for r in results)
         for r, rng in zip(results, rngs, strict=True):
             _pad(r, k_out, rng, cfg)
+    elif cfg.algorithm == "telescoping":
+        for r, rng in zip(results, rngs, strict=True):
+            _fill_empty_slots(r, rng, cfg)
     sampling_s = time.perf_counter() - t0
 
     stack = lambda key: np.stack([r[key] for r in results])  # noqa: E731
     sample_stats = {"log_likelihood": stack("ll"), "n_occupied": stack("k")}
+    params = mixings.parameters(spec.mixing, stack("state"))
+    truncated = cfg.algorithm == "blocked" and spec.mixing.type in ("dp", "pitman_yor")
     info: dict[str, object] = {
-        "algorithm": algorithm,
-        "mixing": "finite" if cfg.finite else "dp",
-        "truncation": cfg.n_components if (algorithm == "blocked" and not cfg.finite) else None,
+        "algorithm": cfg.algorithm,
+        "mixing": mixings.key(spec.mixing),
+        "truncation": cfg.n_components if truncated else None,
+        "k_max": cfg.n_components if spec.mixing.type == "mfm" else None,
         "kernel": "nig_diag" if cfg.diag else "niw_full",
-        "label_moves": cfg.label_moves and algorithm == "blocked" and not cfg.finite,
-        "split_merge_per_sweep": cfg.split_merge if algorithm == "collapsed" else 0,
+        "label_moves": cfg.label_moves and cfg.algorithm == "blocked" and cfg.kind == mixings.DP,
+        "split_merge_per_sweep": cfg.split_merge if cfg.algorithm == "collapsed" else 0,
         "concentration_name": spec.mixing.concentration_name,
-        "concentration_fixed": cfg.conc_fixed,
+        "concentration_fixed": spec.mixing.concentration is not None,
         "seed": seed,
         "chain_seeds": seeds,
         "start_method": method,
@@ -454,17 +485,21 @@ def sample_gibbs(
         "worker_load_s": [r["load_s"] for r in results],
         "sweeps_per_s": [total / r["sweep_s"] if r["sweep_s"] > 0 else math.nan for r in results],
     }
-    if algorithm == "collapsed" and cfg.split_merge > 0:
+    if cfg.algorithm == "collapsed" and cfg.split_merge > 0:
         moves = cfg.draws * cfg.thin * cfg.split_merge
         info["split_merge_accept_rate"] = [r["sm_accept"] / moves for r in results]
-    if not cfg.conc_fixed and cfg.finite:
+    if spec.mixing.concentration is None and cfg.kind != mixings.DP:  # updated by MH
         info["concentration_accept_rate"] = [r["accept"] for r in results]
         info["concentration_mh_step"] = [math.exp(r["log_step"]) for r in results]
+    if "discount" in params:
+        info["discount_accept_rate"] = [r["accept_discount"] for r in results]
+    primary = spec.mixing.concentration_name
     return Draws(
         w=stack("w"),
         mu=stack("mu"),
         cov=stack("cov"),
-        concentration=None if cfg.conc_fixed else stack("conc"),
+        concentration=params.get(primary),
+        params=params,
         engine=Engine.GIBBS if algorithm == "blocked" else Engine.COLLAPSED,
         z=stack("z"),
         sample_stats=sample_stats,
