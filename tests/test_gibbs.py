@@ -18,10 +18,10 @@ from scipy import stats
 from scipy.special import gammaln, multigammaln
 
 from bayesmix.engines.gibbs import collapsed, sample_gibbs
-from bayesmix.numerics import rng as gibbs_rng
 from bayesmix.errors import InputError
 from bayesmix.kernels import niw as gk
 from bayesmix.mixings import registry
+from bayesmix.numerics import rng as gibbs_rng
 from bayesmix.spec import GammaPrior, KernelSpec, MixingSpec, ModelSpec
 
 GALAXY = Path(__file__).resolve().parents[1] / "bayesmix" / "datasets" / "galaxies.csv"
