@@ -98,13 +98,19 @@ class FitResult:
 
 
 def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
-    """'auto' -> collapsed Gibbs for conjugate priors, NUTS otherwise."""
+    """'auto' -> collapsed Gibbs for conjugate priors (blocked/telescoping Gibbs for mixings the
+    collapsed sampler cannot serve: the dynamic MFM), NUTS otherwise."""
     try:
         chosen = Engine.parse(engine)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if chosen is Engine.AUTO:
-        return Engine.COLLAPSED if spec.is_conjugate else Engine.NUTS
+        if not spec.is_conjugate:
+            return Engine.NUTS
+        from bayesmix import mixings
+
+        collapsible = "collapsed" in mixings.info(spec.mixing).algorithms
+        return Engine.COLLAPSED if collapsible else Engine.GIBBS
     return chosen
 
 

@@ -77,7 +77,7 @@ def initial_values(spec: ModelSpec, x: np.ndarray, seed: int) -> dict[str, np.nd
     extra = x[rng.choice(len(x), size=k - n_centres, replace=len(x) < k - n_centres)]
     mu = np.vstack([centres, extra])
     init: dict[str, np.ndarray] = {"mu": mu}
-    if spec.mixing.type == "dp":
+    if spec.mixing.type in ("dp", "pitman_yor"):
         # Sticks that put most mass on the EM centres, little on the others.
         v = np.full(k - 1, 0.5)
         v[: n_centres - 1] = 1.0 / (n_centres - np.arange(n_centres - 1))

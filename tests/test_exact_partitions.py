@@ -14,7 +14,6 @@ from exact_partitions import (
     HYP_X1,
     HYP_X2_DIAG,
     HYP_X2_FULL,
-    _size_classes,
     block_log_marginal,
     bnb_k,
     exact_posterior,
@@ -33,6 +32,7 @@ from exact_partitions import (
     prior_kplus_pmf,
     recommended_hyp,
     set_partitions,
+    size_classes,
     uniform_k,
 )
 from scipy import integrate, stats
@@ -206,7 +206,7 @@ def test_set_partitions():
         assert np.all(p[:, 1:] <= np.maximum.accumulate(p, axis=1)[:, :-1] + 1)
     legacy = np.array(list(_legacy_partitions(6)))
     assert np.array_equal(set_partitions(6), legacy)
-    classes, cls = _size_classes(6)
+    classes, cls = size_classes(6)
     assert len(classes) == 11  # integer partitions of 6
     assert all(sum(c) == 6 for c in classes)
     sizes = [tuple(sorted(np.bincount(p), reverse=True)) for p in set_partitions(6)]
@@ -349,7 +349,7 @@ def test_eppf_textbook_normalised_and_consistent(case):
 
 def test_eppf_identities_and_vectorisation():
     grid = np.exp(np.linspace(-3, 3, 13))
-    classes, _ = _size_classes(6)
+    classes, _ = size_classes(6)
     for sizes in classes:
         # PY with sigma = 0 is the DP; PY(K gamma, -gamma) is the finite Dirichlet(gamma, K)
         np.testing.assert_allclose(
@@ -770,7 +770,7 @@ def test_posterior_mean_by_quadrature(x, hyp, mixing, p, hp):
     ((nm, spec),) = hp.items()
     r = exact_posterior(x, hyp, False, mixing, p, hp)
     ll = partition_log_likelihoods(x, hyp, False)
-    classes, cls = _size_classes(6)
+    classes, cls = size_classes(6)
     log_l = np.array([logsumexp(ll[cls == c]) for c in range(len(classes))]) - ll.max()
     d = _DISTS[spec[0]](*spec[1:])
 

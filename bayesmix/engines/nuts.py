@@ -79,8 +79,8 @@ def sample_nuts(
     w = _posterior_array(dt, "w")
     mu = _posterior_array(dt, "mu")
     cov = covariance_from_factor(_posterior_array(dt, "factor"))
-    name = spec.mixing.concentration_name
-    conc = _posterior_array(dt, name) if spec.mixing.concentration is None else None
+    params = {name: _posterior_array(dt, name) for name in spec.mixing.parameter_names}
+    conc = params.get(spec.mixing.concentration_name)
     stats = {}
     ss = dt["sample_stats"]
     for src, dst in (
@@ -97,6 +97,7 @@ def sample_nuts(
         mu=mu,
         cov=cov,
         concentration=conc,
+        params=params,
         engine=Engine.NUTS,
         sampler=sampler,
         sample_stats=stats,

@@ -59,7 +59,7 @@ def k_prior_log_pmf(mixing: MixingSpec) -> np.ndarray:
     from bayesmix.partition_priors import k_prior_log_pmf as pmf
 
     kp = mixing.k_prior
-    params = dict(kp.params)
+    params = {k: (int(v) if k == "max" else v) for k, v in kp.params}
     if mixing.n_components:
         ks, logp = pmf(kp.family, params, int(mixing.n_components))
     else:

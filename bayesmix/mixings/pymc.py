@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -22,10 +23,37 @@ def stick_breaking_weights(v):
     return pt.concatenate([v, pt.ones(1)]) * pt.exp(log_rest)
 
 
+def pitman_yor_parameters(mixing: MixingSpec):
+    """(theta, sigma) of a Pitman-Yor mixing: constants, or theta = u - sigma with
+    u = theta + sigma ~ Gamma(shape, rate) and sigma ~ Beta(a, b)."""
+    if mixing.discount is not None:
+        sigma = pt.as_tensor_variable(float(mixing.discount))
+    else:
+        sigma = pm.Beta("discount", alpha=mixing.discount_prior.a, beta=mixing.discount_prior.b)
+    if mixing.concentration is not None:
+        return pt.as_tensor_variable(float(mixing.concentration)), sigma
+    prior = mixing.concentration_prior
+    u = pm.Gamma("strength_plus_discount", alpha=prior.shape, beta=prior.rate)
+    return pm.Deterministic("strength", u - sigma), sigma
+
+
 def weights(mixing: MixingSpec):
-    """Mixture weights w (K,): DP sticks v_k ~ Beta(1, alpha), or w ~ Dirichlet(gamma 1_K)."""
-    conc = concentration(mixing)
+    """Mixture weights w (K,): DP sticks v_k ~ Beta(1, alpha); Pitman-Yor sticks
+    v_k ~ Beta(1 - sigma, theta + k sigma); or w ~ Dirichlet(gamma 1_K). A mixture of finite
+    mixtures has a discrete K, which NUTS cannot sample."""
     k = mixing.n_components
+    if mixing.type == "mfm":
+        from bayesmix.errors import InputError
+
+        raise InputError(
+            "a mixture of finite mixtures has a discrete number of components K, which NUTS "
+            "cannot sample: use --engine collapsed (static weights) or --engine gibbs"
+        )
+    if mixing.type == "pitman_yor":
+        theta, sigma = pitman_yor_parameters(mixing)
+        v = pm.Beta("v", alpha=1.0 - sigma, beta=theta + np.arange(1, k) * sigma, shape=k - 1)
+        return pm.Deterministic("w", stick_breaking_weights(v), dims="cluster")
+    conc = concentration(mixing)
     if mixing.type == "dp":
         v = pm.Beta("v", alpha=1.0, beta=conc, shape=k - 1)
         return pm.Deterministic("w", stick_breaking_weights(v), dims="cluster")

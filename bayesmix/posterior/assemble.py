@@ -1,7 +1,8 @@
 """Turn an engine's standardised draws into the documented DataTree, in the data's own units.
 
-Groups: posterior (w, mu, sigma | cov + chol, alpha | gamma), sample_stats,
-log_likelihood (x), log_prior (concentration, when random), observed_data (x)
+Groups: posterior (w, mu, sigma | cov + chol, and the mixing's random parameters: alpha |
+gamma | strength, discount, K), sample_stats, log_likelihood (x), log_prior (the mixing's
+continuous random parameters), observed_data (x)
 and allocations (z, n_clusters).
 """
 
@@ -11,8 +12,8 @@ import json
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
+from bayesmix import mixings
 from bayesmix.data import Dataset
 from bayesmix.engines.base import Draws
 from bayesmix.posterior.allocations import allocations, n_clusters
@@ -74,15 +75,12 @@ def build_datatree(
     else:
         post["cov"] = (CD + ("cluster", "feature", "feature_bis"), cov)
         post["chol"] = (CD + ("cluster", "feature", "feature_bis"), np.linalg.cholesky(cov))
-    name = spec.mixing.concentration_name
     log_prior = {}
-    if draws.concentration is not None:
-        post[name] = (CD, draws.concentration)
-        prior = spec.mixing.concentration_prior
-        log_prior[name] = (
-            CD,
-            stats.gamma.logpdf(draws.concentration, a=prior.shape, scale=1.0 / prior.rate),
-        )
+    for name, values in mixing_parameters(draws, spec).items():
+        post[name] = (CD, values)
+        lp = mixings.log_prior(spec.mixing, name, values)
+        if lp is not None:
+            log_prior[name] = (CD, lp)
     kplus = n_clusters(z)
     sample_stats = {key: (CD, np.asarray(v)) for key, v in draws.sample_stats.items()}
     sample_stats["log_likelihood"] = (CD, loglik.sum(axis=-1))
@@ -120,6 +118,16 @@ def build_datatree(
     }
     dt.attrs.update(meta | (attrs or {}))
     return dt
+
+
+def mixing_parameters(draws: Draws, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The mixing's random parameters by name ((chain, draw) arrays): ``draws.params``, or the
+    concentration alone for engines that report only it."""
+    if draws.params:
+        return dict(draws.params)
+    if draws.concentration is not None:
+        return {spec.mixing.concentration_name: draws.concentration}
+    return {}
 
 
 def _sub(coords: dict, variables: dict) -> dict:

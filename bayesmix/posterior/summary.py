@@ -12,15 +12,17 @@ from bayesmix.posterior import clusters
 from bayesmix.posterior.diagnostics import diagnostics, pmf_mcse
 
 LEVEL = 0.9
+# the mixings' random parameters, as the posterior group names them (concentration first)
+MIXING_PARAMETERS = ("alpha", "gamma", "strength", "discount", "K")
 
 
 def label_invariant(dt: xr.DataTree) -> dict[str, np.ndarray]:
     """(chain, draw) arrays of the quantities whose meaning survives label switching."""
     out = {}
     post = dt["posterior"]
-    for name in ("alpha", "gamma"):
+    for name in MIXING_PARAMETERS:
         if name in post:
-            out[name] = post[name].values
+            out[name] = post[name].values.astype(float)
     out["K+"] = dt["allocations"]["n_clusters"].values.astype(float)
     out["log_likelihood"] = dt["sample_stats"]["log_likelihood"].values
     return out
@@ -58,9 +60,12 @@ def summarize(
     w = post["w"].values
     kplus = dt["allocations"]["n_clusters"].values
     conc = None
-    for name in ("alpha", "gamma"):
-        if name in post:
-            conc = {"name": name} | clusters.scalar_summary(post[name].values, LEVEL)
+    params = {}
+    for name in MIXING_PARAMETERS:
+        if name in post and name != "K":
+            params[name] = clusters.scalar_summary(post[name].values, LEVEL)
+            if conc is None:
+                conc = {"name": name} | params[name]
     divergences = None
     if "diverging" in dt["sample_stats"]:
         divergences = int(dt["sample_stats"]["diverging"].values.sum())
@@ -81,6 +86,7 @@ def summarize(
         "effective_k": clusters.scalar_summary(clusters.effective_k(w), LEVEL),
         "weights": clusters.sorted_weights(w, LEVEL, max_k=10),
         "concentration": conc,
+        "mixing_parameters": params,
         "diagnostics": diagnostics(
             label_invariant(dt), divergences, engine, info.get("split_merge_accept_rate")
         ),
@@ -99,7 +105,9 @@ def summarize(
         "spec": spec,
         "seed": int(attrs["seed"]),
     }
-    if spec["mixing"]["type"] == "dp" and engine.truncates_dp():
+    if "K" in post:  # MFM: the number of components, beside K+ (occupied clusters)
+        summary["n_components"] = kplus_summary(post["K"].values, LEVEL)
+    if spec["mixing"]["type"] in ("dp", "pitman_yor") and engine.truncates_dp():
         leftover = w[..., -1]
         summary["truncation"] = {
             "T": int(w.shape[-1]),

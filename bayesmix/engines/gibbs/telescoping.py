@@ -135,4 +135,4 @@ def telescoping_chain(
             save_draw(s, z, logw, mu, lc, state, out_z, out_w, out_mu, out_cov, out_state)
             pending = s
     if pending >= 0:
-        out_ll[pending] = mixture_loglik(x, logw, mu, lc, diag)
+        out_ll[pending] = mixture_loglik(x, logw[:kk], mu[:kk], lc[:kk], diag)
