@@ -93,14 +93,13 @@ def _print_summary(summary: dict, total_s: float | None = None) -> None:
         s = "" if n_warn == 1 else "s"
         print(f"  but {n_warn} warning{s} below: read them before trusting this answer")
     print()
-    print("  K+   P(K+ | data)  MCSE")
-    for k, p in nc["pmf"].items():
-        if p < 5e-4:
-            continue
-        bar = "#" * int(round(40 * p))
-        se = (nc.get("mcse") or {}).get(k)
-        se_text = "     " if se is None else f"{se:.3f}"
-        print(f"  {k:>3}  {p:6.3f}       {se_text}  {bar}")
+    _print_pmf("K+", nc)
+    nk = summary.get("n_components")
+    if nk:
+        from bayesmix.posterior.answer import components_sentence
+
+        print(f"\n{components_sentence(summary)}\n")
+        _print_pmf("K", nk)
     c = summary.get("concentration")
     if c:
         lo, hi = c["interval_90"]
@@ -114,6 +113,17 @@ def _print_summary(summary: dict, total_s: float | None = None) -> None:
     print(f"\n  engine {label}; {headline(d)}, divergences {div}{took}")
     for w in d["warnings"]:
         print(f"  warning: {w}")
+
+
+def _print_pmf(name: str, nc: dict) -> None:
+    """A posterior pmf (K+ or K) with the MCSE of each probability, as a bar chart."""
+    print(f"  {name:<3}  P({name} | data)  MCSE")
+    for k, p in nc["pmf"].items():
+        if p < 5e-4:
+            continue
+        se = (nc.get("mcse") or {}).get(k)
+        se_text = "     " if se is None else f"{se:.3f}"
+        print(f"  {k:>3}  {p:6.3f}       {se_text}  {'#' * int(round(40 * p))}")
 
 
 def _print_counts(summary: dict) -> None:

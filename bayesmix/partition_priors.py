@@ -28,8 +28,8 @@ combinations: no cancellation, no overflow). Where many parameter values are nee
 quadrature over theta, gamma), the coefficients S of (*) are computed once in log space
 (logaddexp) and combined with V per node. Gamma hyperpriors are integrated with
 ``bayesmix.priors._gamma_mixture`` (trapezoid in log x, ~1e-10 absolute), an F hyperprior
-with the same rule, a Beta hyperprior on the discount with Gauss-Jacobi quadrature (nodes
-doubled until two estimates agree to ~1e-10). Hyperprior specs are tuples:
+with the same rule, a Beta hyperprior on the discount with Gauss-Jacobi quadrature (node count
+raised by half until two estimates agree to ~1e-10). Hyperprior specs are tuples:
 ``("gamma", shape, rate)`` (rate = inverse scale), ``("beta", a, b)``, ``("f", df1, df2)``.
 """
 
@@ -631,6 +631,11 @@ def k_prior_log_pmf(
 
 def _as_log_pk(spec: Any, k_max: int | None = None) -> np.ndarray:
     """A log p(K) array over K = 1..len from an array, a KPrior or (family, params)."""
+    if spec is None:
+        raise InputError(
+            "the MFM needs k_prior, the prior on K: a log p(K) array over K = 1..len, a "
+            "KPrior, or (family, params), e.g. ('bnb', {'a_lambda': 1, 'a_pi': 4, 'b_pi': 3})"
+        )
     if isinstance(spec, KPrior):
         return k_prior_log_pmf(spec.family, spec.params, k_max)[1]
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str):
@@ -686,11 +691,12 @@ def _log_v_infinite(
 ) -> tuple[np.ndarray, np.ndarray]:
     """log V_n(t) for an unbounded p(K), and the K where each sum was stopped.
 
-    The sum over k is extended (doubling K) until the rest is provably below ``tol`` times
-    the partial sum: for k > K, k_(t)/(gamma k)^(n) <= gamma^-t / (gamma (K+1) + t)^(n - t)
-    (each (k - i)/(gamma k + i) <= 1/gamma and the other factors grow with k), so
+    The sum over k = 1..M is extended (doubling M, from max(k_max(1e-12), 2 t_max, 16)) until
+    the rest is provably below ``tol`` times the partial sum: for k > M,
+    k_(t)/(gamma k)^(n) <= gamma^-t / (gamma (M+1) + t)^(n - t) (each (k - i)/(gamma k + i)
+    <= 1/gamma, and the other factors grow with k), so
 
-        sum_{k > K} <= gamma^-t Gamma(gamma (K+1) + t)/Gamma(gamma (K+1) + n) P(K > K).
+        sum_{k > M} <= gamma^-t Gamma(gamma (M+1) + t) / Gamma(gamma (M+1) + n) P(K > M).
     """
     t_values = np.asarray(t_values, dtype=float)
     head = np.full(len(t_values), -np.inf)
@@ -826,7 +832,7 @@ def _mfm_static_grid(n: int, gammas: np.ndarray, log_pk: np.ndarray) -> np.ndarr
 def mfm_kplus_pmf(
     n: int,
     gamma: float | None = None,
-    k_prior: Any = ("poisson", {"rate": 3.0}),
+    k_prior: Any = None,
     *,
     gamma_prior: tuple[str, float, float] | None = None,
     k_max: int | None = None,
@@ -971,7 +977,7 @@ def _dp_table_pmf(n: int, alpha: float | None, alpha_prior: Any, tol: float) -> 
 def dynamic_mfm_kplus_pmf(
     n: int,
     alpha: float | None = None,
-    k_prior: Any = ("bnb", {"a_lambda": 1.0, "a_pi": 4.0, "b_pi": 3.0}),
+    k_prior: Any = None,
     *,
     alpha_prior: tuple[str, float, float] | None = None,
     k_max: int | None = None,

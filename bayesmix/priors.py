@@ -53,6 +53,7 @@ class PriorK:
     n: int
     description: str
     truncated: bool = False
+    components: np.ndarray | None = None  # MFM: p(K = k), k = 1..K_max
 
     def __post_init__(self) -> None:
         pmf = np.array(self.pmf, dtype=float)
@@ -106,7 +107,11 @@ class PriorK:
             "credible_set_90": self.credible_set(0.9),
             "truncated": bool(self.truncated),
             "description": self.description,
-        }
+        } | (
+            {}
+            if self.components is None
+            else {"pmf_components": {str(k): float(p) for k, p in enumerate(self.components, 1)}}
+        )
 
 
 # --------------------------------------------------------------------------
@@ -435,11 +440,48 @@ def prior_k_from_spec(n: int, spec: Any) -> PriorK:
     """
     n = _count("n", n)
     m = spec.mixing
+    if m.type in ("pitman_yor", "mfm"):
+        return _gibbs_type_prior(n, m)
     prior = m.concentration_prior
     shape, rate = (None, None) if prior is None else (prior.shape, prior.rate)
     if m.type == "dp":
         return _prior_k_mixing(n, "dp", None, m.concentration, None, shape, rate)
     return _prior_k_mixing(n, m.type, m.n_components, None, m.concentration, shape, rate)
+
+
+def _gibbs_type_prior(n: int, m: Any) -> PriorK:
+    """Prior of K+ (and of K) for a Pitman-Yor or MFM mixing spec (``partition_priors``)."""
+    from bayesmix import mixings
+    from bayesmix.partition_priors import kplus_prior
+    from bayesmix.spec import FPrior
+
+    cp = m.concentration_prior
+    conc_prior = None
+    if cp is not None:
+        conc_prior = (
+            ("f", cp.df1, cp.df2) if isinstance(cp, FPrior) else ("gamma", cp.shape, cp.rate)
+        )
+    name = mixings.key(m)
+    if m.type == "pitman_yor":
+        params: dict[str, Any] = {"strength": m.concentration, "strength_prior": conc_prior}
+        params["discount"] = m.discount
+        if m.discount_prior is not None:
+            params["discount_prior"] = ("beta", m.discount_prior.a, m.discount_prior.b)
+        label = f"Pitman-Yor({m.concentration_name}, discount), N={n}"
+    else:
+        key = m.concentration_name  # gamma (static) or alpha (dynamic)
+        logpk = mixings.k_prior_log_pmf(m)
+        params = {key: m.concentration, f"{key}_prior": conc_prior}
+        params["k_prior"] = logpk[1:]
+        label = f"MFM ({m.weights}, K - 1 ~ {m.k_prior.family}), N={n}"
+    params = {k: v for k, v in params.items() if v is not None}
+    res = kplus_prior(name, n, **params)
+    pmf = np.asarray(res["pmf"], dtype=float)
+    comp = res.get("pmf_components")
+    out = _result(pmf, n, label)
+    if comp is not None:
+        out = PriorK(out.pmf, out.n, out.description, out.truncated, np.asarray(comp, float))
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def test_static_mfm_matches_enumeration(n, pk):
     ]
     log_v = pp.mfm_log_v(n, float(gamma), log_pk, n + 1)
     for t in range(n + 2):
-        if v_exact[t] == 0:
+        if v_exact[t] == 0 or t > n:  # t > n: no partition, V_n(t) is set to 0 (log -inf)
             assert log_v[t] == -np.inf
         else:
             assert log_v[t] == pytest.approx(math.log(v_exact[t]), abs=1e-12)
@@ -332,19 +332,24 @@ def test_py_beta_discount_against_brute_force():
 
 
 def test_py_both_random_against_brute_force():
+    # a fine tensor grid: trapezoid in logit(sigma) (h = 0.1) times trapezoid in
+    # log(theta + sigma) (h = 0.05), both converging geometrically, and the urn of the
+    # fixed-parameter pmf (checked above by enumeration) on every grid point at once
     n, shape, rate, a, b = 9, 2.0, 1.0, 1.5, 2.5
-    g, bdist = stats.gamma(shape, scale=1 / rate), stats.beta(a, b)
-
-    def inner(s):
-        def fn(u):
-            x = math.exp(u)
-            return g.pdf(x) * x * pp.py_kplus_pmf(n, x - s, s)
-
-        return bdist.pdf(s) * integrate.quad_vec(fn, -25.0, 5.0, epsabs=1e-13, epsrel=1e-11)[0]
-
-    want = integrate.quad_vec(inner, 0.0, 1.0, epsabs=1e-12, epsrel=1e-10)[0]
+    u = np.arange(-25.0, 15.0, 0.1)  # logit sigma
+    v = np.arange(-20.0, 4.5, 0.05)  # log(theta + sigma)
+    sig = special.expit(u)
+    w_sig = stats.beta.pdf(sig, a, b) * sig * (1 - sig) * 0.1
+    x = np.exp(v)
+    w_x = stats.gamma.pdf(x, shape, scale=1 / rate) * x * 0.05
+    ss, xx = np.meshgrid(sig, x, indexing="ij")
+    pmf = pp._py_urn(n, (xx - ss).ravel(), ss.ravel()).reshape(len(sig), len(x), n)
+    want = np.einsum("i,j,ijk->k", w_sig, w_x, pmf)
+    assert abs(want.sum() - 1.0) < 1e-12
     got = pp.py_kplus_pmf(n, strength_prior=("gamma", shape, rate), discount_prior=("beta", a, b))
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    fixed_sigma = pp.py_kplus_pmf(n, strength_prior=("gamma", shape, rate), discount=a / (a + b))
+    assert np.max(np.abs(got - fixed_sigma)) > 1e-3
 
 
 def test_static_mfm_gamma_prior_against_brute_force():
@@ -576,6 +581,8 @@ def test_dispatch_mfm_components():
         (lambda: pp.dynamic_mfm_kplus_pmf(10, 1.0, np.array([0.5, 0.1])), "log probabilities"),
         (lambda: pp.kplus_prior("mfm_static", 10, alpha=1.0), "do not apply|do\\(es\\) not apply"),
         (lambda: pp.kplus_prior("gibbs", 10), "unknown mixing"),
+        (lambda: pp.mfm_kplus_pmf(10, 1.0), "needs k_prior"),
+        (lambda: pp.dynamic_mfm_kplus_pmf(10, 1.0), "needs k_prior"),
     ],
 )
 def test_bad_arguments_raise_value_error(call, match):

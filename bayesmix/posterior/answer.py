@@ -29,3 +29,19 @@ def answer_sentence(summary: dict) -> str:
     p = pmf[str(mode)]
     pct = f"{100 * p:.1f}%" if p > 0.995 else f"{100 * p:.0f}%"
     return f"The data most likely hold {mode} {noun} ({pct} posterior probability); {tail}"
+
+
+def components_sentence(summary: dict) -> str:
+    """For a mixture of finite mixtures: the posterior of K, the number of components, and how
+    it differs from K+ (empty string for other mixings)."""
+    nk = summary.get("n_components")
+    if not nk:
+        return ""
+    tied = nk.get("tied_with_mode") or [nk["mode"]]
+    probs = " and ".join(f"{100 * nk['pmf'][str(k)]:.0f}%" for k in tied)
+    set_text = ", ".join(str(k) for k in nk["credible_set_90"])
+    return (
+        f"The mixture has {_words(tied)} components ({probs}; 90% credible set {{{set_text}}}): "
+        "K counts the components of the model, K+ those that hold data, so K can exceed K+ "
+        "when a component is too small to be filled by these observations."
+    )

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from bayesmix.posterior.kernel_check import FAMILY_WORDS
 
+COMPONENTS_MEANING = (
+    "how many components the model has, empty ones included: K+ counts those that hold data, "
+    "K can be larger when a component would only be filled by more data"
+)
+
 
 def _set(values: list[int]) -> str:
     return "{" + ", ".join(str(v) for v in values) + "}"
@@ -35,6 +40,18 @@ def count_table(summary: dict) -> list[dict]:
                 "detail": f"{probs}; 90% credible set {_set(nc.get('credible_set_90', []))}",
                 "meaning": "how many groups the data fill, and how sure: the answer to "
                 "'how many groups?'",
+            }
+        )
+    ncomp = summary.get("n_components")
+    if ncomp:  # a mixture of finite mixtures: K, the components, beside K+
+        tied = ncomp.get("tied_with_mode") or [ncomp["mode"]]
+        probs = ", ".join(f"P({k}) = {100 * ncomp['pmf'][str(k)]:.0f}%" for k in tied)
+        rows.append(
+            {
+                "name": "K, components of the mixture (posterior)",
+                "value": _or(tied),
+                "detail": f"{probs}; 90% credible set {_set(ncomp.get('credible_set_90', []))}",
+                "meaning": COMPONENTS_MEANING,
             }
         )
     ident = summary.get("identified")

@@ -32,7 +32,7 @@ def _mean_90(stat: dict) -> str:
 
 
 def answer_section(s: dict, figs: FigureSet) -> dict:
-    from bayesmix.posterior.answer import answer_sentence
+    from bayesmix.posterior.answer import answer_sentence, components_sentence
 
     nc = s.get("n_clusters") or {}
     prior = (s.get("prior_n_clusters") or {}).get("pmf")
@@ -43,12 +43,14 @@ def answer_section(s: dict, figs: FigureSet) -> dict:
         "note": None,
         "stats": [],
         "warnings": [],
+        "components": "",
         "counts": s.get("counts") or [],
     }
     if not post:
         out["note"] = _na("The posterior of K+")
         return out
     out["sentence"] = answer_sentence(s)
+    out["components"] = components_sentence(s)
     out["warnings"] = list((s.get("diagnostics") or {}).get("warnings") or [])
     kmax = C.k_display_limit(post, prior)
     tied = nc.get("tied_with_mode") or [nc.get("mode")]
