@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bayesmix import format as F
 from bayesmix.cli_args import (
     add_data_options,
     add_engine_options,
@@ -158,11 +159,12 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
 class MixingChoice:
     """What the command line asked for: the mixing, K, and the concentration (if given)."""
 
-    mixing: str  # "dp" | "finite"
+    mixing: str  # "dp" | "finite" | "pitman_yor" | "mfm"
     K: int | None = None
     fixed: float | None = None
     shape: float | None = None
     rate: float | None = None
+    spec: object | None = None  # the ModelSpec, for mixings other than dp / finite
 
 
 def _sources(args: argparse.Namespace) -> list[str]:
@@ -232,7 +234,10 @@ def _calibration_target(
 def _from_spec(model: str, with_concentration: bool) -> MixingChoice:
     from bayesmix.spec import load_spec
 
-    m = load_spec(model).mixing
+    spec = load_spec(model)
+    m = spec.mixing
+    if m.type in ("pitman_yor", "mfm"):
+        return MixingChoice(m.type, spec=spec)
     K = m.n_components if m.type == "finite" else None
     if not with_concentration:
         return MixingChoice(m.type, K=K)
@@ -244,10 +249,43 @@ def _from_spec(model: str, with_concentration: bool) -> MixingChoice:
 
 def prior_for(n: int, choice: MixingChoice):
     """The exact prior of K+ (bayesmix.priors.PriorK) for the choice."""
-    from bayesmix.priors import prior_k
+    from bayesmix.priors import prior_k, prior_k_from_spec
 
+    if choice.spec is not None:
+        return prior_k_from_spec(n, choice.spec)
     conc = {"alpha" if choice.mixing == "dp" else "gamma": choice.fixed}
     return prior_k(n, choice.mixing, K=choice.K, shape=choice.shape, rate=choice.rate, **conc)
+
+
+def _calibrate_spec(
+    n: int, choice: MixingChoice, expected_k: float, interval: list[float] | None
+) -> tuple[MixingChoice, dict]:
+    """Pitman-Yor: the strength theta giving E[K+] = expected_k at the spec's fixed discount
+    (as BNPmix's PYcalibrate); other mixings of a spec are not calibrated here."""
+    import dataclasses
+
+    from bayesmix.partition_priors import calibrate_py_strength, py_expected_kplus
+
+    m = choice.spec.mixing
+    if m.type != "pitman_yor" or interval is not None or m.discount is None:
+        raise InputError(
+            "--expected-k with --model calibrates a Pitman-Yor strength at a fixed discount "
+            "(no --interval); for a DP or finite mixture use --expected-k without --model or "
+            "with --finite K"
+        )
+    theta = calibrate_py_strength(n, expected_k, m.discount)
+    mean = py_expected_kplus(n, theta, m.discount)
+    mix = dataclasses.replace(m, concentration=theta, concentration_prior=None)
+    spec = dataclasses.replace(choice.spec, mixing=mix)
+    return MixingChoice(m.type, spec=spec), {
+        "target": {"expected_k": expected_k, "interval": None, "level": None, "mixing": m.type},
+        "achieved": {"expected_k": float(mean)},
+        "feasible": True,
+        "message": f"Target met: strength = {theta:.6g} gives E[K+] = {mean:.6g} for n = {n} "
+        f"with discount = {m.discount:g}.",
+        "strength": theta,
+        "toml": f"strength = {theta:.6g}",
+    }
 
 
 def calibrate(
@@ -268,6 +306,8 @@ def calibrate(
         expected_k_finite,
     )
 
+    if choice.spec is not None:
+        return _calibrate_spec(n, choice, expected_k, interval)
     name = "alpha" if choice.mixing == "dp" else "gamma"
     where = {"mixing": choice.mixing, "K": choice.K}
     if interval is None:
@@ -314,6 +354,8 @@ def prior_k_payload(prior, calibration: dict | None = None) -> dict:
         "pmf_tail_omitted_below": 1e-12,
         "truncated": d["truncated"],
     }
+    if "pmf_components" in d:  # MFM: the prior of K, the number of components
+        out["pmf_components"] = d["pmf_components"]
     if calibration is not None:
         out["calibration"] = calibration
     return out
@@ -345,7 +387,7 @@ def prior_k_table(prior, kmax: int | None = None, tail: float = TABLE_TAIL) -> l
         omitted.append(f"k = {last + 2}..{kmax} (mass {rest:.1e})")
     if omitted:
         lines.append(f"  (rows with P < {tail:g} omitted: {'; '.join(omitted)})")
-    cs = format_set(prior.credible_set(0.9))
+    cs = F.integer_set(prior.credible_set(0.9))
     lines += [
         "",
         f"mean {prior.mean:.4g}, mode {prior.mode}, 90% credible set {cs}, "
@@ -354,18 +396,10 @@ def prior_k_table(prior, kmax: int | None = None, tail: float = TABLE_TAIL) -> l
     return lines
 
 
-def format_set(values: list[int]) -> str:
-    """{1, 2, 3} for short sets, {4..20} for longer runs of consecutive integers."""
-    v = sorted(values)
-    if len(v) > 4 and v == list(range(v[0], v[-1] + 1)):
-        return f"{{{v[0]}..{v[-1]}}}"
-    return "{" + ", ".join(map(str, v)) + "}"
-
-
 def _calibration_lines(cal: dict, prior) -> list[str]:
     """The calibration block of the text output; an infeasible target starts with a warning."""
     t, got = cal["target"], cal["achieved"]
-    where = "DP" if t["mixing"] == "dp" else f"finite, K = {t['K']}"
+    where = {"dp": "DP", "pitman_yor": "Pitman-Yor"}.get(t["mixing"]) or f"finite, K = {t['K']}"
     want = f"E[K+] = {t['expected_k']:g}"
     achieved = f"achieved: E[K+] = {prior.mean:.4g}"
     if t["interval"] is not None:
@@ -402,7 +436,7 @@ def cmd_prior_k(args: argparse.Namespace) -> None:
             print(f"warning: target not feasible. {calibration['message']}", file=sys.stderr)
     else:
         lines = _calibration_lines(calibration, prior) if calibration else []
-        kmax = args.n if choice.mixing == "dp" else min(choice.K, args.n)
+        kmax = args.n if choice.K is None else min(choice.K, args.n)
         print("\n".join(lines + prior_k_table(prior, kmax)))
     if args.plot:
         from bayesmix.plots_priors import prior_k_figure, save_figure

@@ -246,6 +246,12 @@ def posterior_k_entry(summary: dict) -> dict[str, Any]:
     return k_summary(summary["n_clusters"]["pmf"])
 
 
+def components_entry(source: dict, key: str) -> dict[str, Any] | None:
+    """The pmf of K, the number of components of an MFM (None for other mixings)."""
+    pmf = source.get(key)
+    return k_summary(pmf) if pmf else None
+
+
 def concentration_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
     """Fixed value, or the Gamma(shape, rate) prior and the posterior mean and 90% interval."""
     from scipy import stats
@@ -258,18 +264,27 @@ def concentration_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
             "fixed": float(m.concentration),
             "text": f"fixed = {m.concentration:g}",
         }
-    a, b = m.concentration_prior.shape, m.concentration_prior.rate
+    from bayesmix.spec import FPrior
+
+    cp = m.concentration_prior
     post = summary.get("concentration") or {}
     lo, hi = post.get("interval_90", [math.nan, math.nan])
-    prior = stats.gamma(a=a, scale=1.0 / b)
+    if isinstance(cp, FPrior):
+        prior, desc = stats.f(cp.df1, cp.df2), {"family": "F", "df1": cp.df1, "df2": cp.df2}
+    else:
+        prior, desc = (
+            stats.gamma(a=cp.shape, scale=1.0 / cp.rate),
+            {"shape": cp.shape, "rate": cp.rate},
+        )
+    # Pitman-Yor: the prior is on strength + discount
+    shift = (m.discount or 0.0) if m.type == "pitman_yor" else 0.0
     return {
         "name": name,
         "fixed": None,
-        "prior": {
-            "shape": a,
-            "rate": b,
-            "mean": a / b,
-            "interval_90": [float(prior.ppf(0.05)), float(prior.ppf(0.95))],
+        "prior": desc
+        | {
+            "mean": float(prior.mean()) - shift,
+            "interval_90": [float(prior.ppf(0.05)) - shift, float(prior.ppf(0.95)) - shift],
         },
         "posterior": {"mean": post.get("mean"), "interval_90": [lo, hi]},
         "text": f"{post.get('mean', math.nan):.3g} [{lo:.3g}, {hi:.3g}]",
@@ -278,8 +293,11 @@ def concentration_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
 
 def truncation_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
     """Leftover stick mass w_T of a truncated DP; warns when its 99% quantile exceeds 0.01."""
-    if spec.mixing.type != "dp":
-        return {"applies": False, "text": "n/a (finite)"}
+    if spec.mixing.type not in ("dp", "pitman_yor"):
+        return {
+            "applies": False,
+            "text": "n/a (MFM)" if spec.mixing.type == "mfm" else "n/a (finite)",
+        }
     if not summary.get("truncation"):  # summarize() writes it for truncated fits only
         return {"applies": False, "text": "n/a (untruncated)"}
     t = summary["truncation"]
@@ -294,7 +312,7 @@ def truncation_entry(spec: ModelSpec, summary: dict) -> dict[str, Any]:
     }
     if warn:
         entry["warning"] = (
-            f"{spec.name}: the last stick of the truncated DP (T = {t['T']}) holds up to "
+            f"{spec.name}: the last stick (T = {t['T']}) holds up to "
             f"{q99:.3f} of the weight (99% quantile > {LEFTOVER_WARN}); refit with a larger "
             "truncation (mixing.truncation) or the collapsed engine"
         )
@@ -373,7 +391,8 @@ def _num(x: Any) -> float | None:
 
 def sensitivity_tree(idata: xr.DataTree, conc_name: str) -> xr.DataTree:
     """A small DataTree for psense: posterior (n_clusters, log_lik_total, concentration),
-    log_prior (the concentration's log prior density) and log_likelihood (pointwise x)."""
+    log_prior (the mixing parameters' log prior densities: the concentration, and the
+    Pitman-Yor discount when random) and log_likelihood (pointwise x)."""
     post = xr.Dataset(
         {
             "n_clusters": idata["allocations"]["n_clusters"].astype(float),
@@ -384,7 +403,7 @@ def sensitivity_tree(idata: xr.DataTree, conc_name: str) -> xr.DataTree:
     return xr.DataTree.from_dict(
         {
             "posterior": post,
-            "log_prior": idata["log_prior"].to_dataset()[[conc_name]],
+            "log_prior": idata["log_prior"].to_dataset(),  # every random mixing parameter
             "log_likelihood": idata["log_likelihood"].to_dataset()[["x"]],
         }
     )
@@ -430,7 +449,7 @@ def psense_entry(idata: xr.DataTree, spec: ModelSpec) -> dict[str, Any]:
     return {
         "applies": True,
         "threshold": PSENSE_THRESHOLD,
-        "scaled_prior": f"log_prior/{name}",
+        "scaled_prior": "log_prior/" + "+".join(idata["log_prior"].data_vars),
         "quantities": quantities,
         "prior_sensitive": bool(flagged),
         "prior_sensitive_quantities": flagged,
@@ -456,6 +475,8 @@ def model_entry(outcome: FitOutcome, spec: ModelSpec, idata: xr.DataTree, n: int
         "fit_dir": f"fits/{Path(outcome.fit_dir).name}",
         "prior_k": prior_k,
         "posterior_k": posterior_k,
+        "prior_components": components_entry(s.get("prior_n_clusters") or {}, "pmf_components"),
+        "posterior_components": components_entry(s.get("n_components") or {}, "pmf"),
         "prior_posterior_tv": total_variation(prior_k["pmf"], posterior_k["pmf"]),
         "concentration": concentration_entry(spec, s),
         "psense": psense_entry(idata, spec),
@@ -661,9 +682,9 @@ def collect_warnings(models: list[dict]) -> list[str]:
 
 
 def _set(values: list[int]) -> str:
-    from bayesmix.cli_compare import format_set
+    from bayesmix.format import integer_set
 
-    return format_set(values)
+    return integer_set(values)
 
 
 def _k_cell(k: dict) -> str:
@@ -685,6 +706,19 @@ def markdown_tables(result: dict) -> str:
             f"| {m['name']} | {_k_cell(m['prior_k'])} | {_k_cell(m['posterior_k'])} "
             f"| {c['name']} {c['text']} | {m['psense']['text']} |"
         )
+    mfms = [m for m in models if m.get("posterior_components")]
+    if mfms:
+        lines += [
+            "",
+            "| model (MFM) | prior K mean / mode / 90% set | posterior K mean / mode / 90% set |",
+            "|---|---|---|",
+        ]
+        for m in mfms:
+            prior = m.get("prior_components")
+            lines.append(
+                f"| {m['name']} | {_k_cell(prior) if prior else '–'} "
+                f"| {_k_cell(m['posterior_components'])} |"
+            )
     lines += [
         "",
         "| model | elpd_loo (SE) | elpd_diff (dSE) | stacking weight | Pareto k > 0.7 "

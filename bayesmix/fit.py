@@ -194,6 +194,7 @@ def fit(
         summary.update(extra)
         if classical:
             em = classical_checks(summary, dataset, spec)
+        summary["counts"] = count_table(summary)
     total = time.perf_counter() - t0
     info = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
     run = {
@@ -215,8 +216,8 @@ def fit(
 
 
 def classical_checks(summary: dict, dataset: Dataset, spec: ModelSpec) -> dict:
-    """EM + BIC/AIC for every covariance family, the kernel-family check and the reconciled
-    count table, added to ``summary``; returns the full EM result (saved as classical.json)."""
+    """EM + BIC/AIC for every covariance family and the kernel-family check, added to
+    ``summary``; returns the full EM result (saved as classical.json)."""
     family = spec.kernel.covariance if dataset.n_features > 1 else "full"
     em = em_selection(dataset.values, fitted=family)
     em["data_sha256"] = dataset.sha256
@@ -231,7 +232,6 @@ def classical_checks(summary: dict, dataset: Dataset, spec: ModelSpec) -> dict:
     summary["diagnostics"]["kernel_family"] = check
     if check.get("warning"):
         summary["diagnostics"]["warnings"].append(check["warning"])
-    summary["counts"] = count_table(summary)
     return em
 
 

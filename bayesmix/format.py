@@ -51,3 +51,11 @@ def significant(x: float | None, sig: int = 3) -> str:
     if x is None or not math.isfinite(float(x)):
         return "–"
     return number(x, decimals_for(0.0, float(x), sig))
+
+
+def integer_set(values: list[int]) -> str:
+    """{1, 2, 3} for short sets, {4..20} for longer runs of consecutive integers."""
+    v = sorted(values)
+    if len(v) > 4 and v == list(range(v[0], v[-1] + 1)):
+        return f"{{{v[0]}..{v[-1]}}}"
+    return "{" + ", ".join(map(str, v)) + "}"

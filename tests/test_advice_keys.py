@@ -70,7 +70,7 @@ def _cli_flags() -> set[str]:
 
 def _spec_keys() -> dict[str, set[str]]:
     return {
-        "mixing": set(spec_mod._MIXING_KEYS),
+        "mixing": set(spec_mod._MIXING_KEYS) | spec_mod._PY_KEYS | spec_mod._MFM_KEYS,
         "kernel": set(spec_mod._KERNEL_KEYS),
         "sampler": set(spec_mod._SAMPLER_KEYS),
     }

@@ -54,6 +54,8 @@ def test_default_specs_load_and_are_conjugate():
         "dp_alpha_1",
         "dp_alpha_gamma",
         "finite_k10",
+        "mfm_bnb",
+        "pitman_yor",
         "sparse_finite_k10",
     ]
     specs = [load_spec(p) for p in paths]
@@ -61,10 +63,13 @@ def test_default_specs_load_and_are_conjugate():
     assert all(s.is_conjugate for s in specs)
     assert specs[0].mixing.concentration == 1.0
     assert specs[1].mixing.concentration_prior.shape == 1.0
-    assert (specs[3].mixing.n_components, specs[3].mixing.concentration) == (10, 0.01)
+    assert (specs[5].mixing.n_components, specs[5].mixing.concentration) == (10, 0.01)
+    assert specs[3].mixing.type == "mfm" and specs[4].mixing.type == "pitman_yor"
     assert [s.name for s in load_specs(None)] == [s.name for s in specs]
     means = [prior_k_from_spec(82, s).mean for s in specs]
-    assert means[3] < means[1] < means[0] < means[2]
+    # sparse finite < MFM (BNB(1, 4, 3) puts 4/7 on K = 1) < DP alpha ~ G(1, 1) < DP alpha = 1
+    # < Pitman-Yor (heavier tail) < finite K = 10
+    assert means[5] < means[3] < means[1] < means[0] < means[4] < means[2]
 
 
 def test_duplicate_names_rejected():

@@ -181,3 +181,27 @@ def test_feasible_interval_is_reported(capsys):
     code, out, err = run(capsys, "--n", "155", "--expected-k", "5", "--interval", "2", "10")
     assert code == 0 and "warning" not in out + err
     assert out.startswith("Calibrated (DP, N = 155) for E[K+] = 5, 90% interval [2, 10]:")
+
+
+def test_prior_k_of_every_mixing_by_model(capsys, tmp_path):
+    """--model accepts Pitman-Yor and MFM specs (a spec file may hold only [mixing]); the JSON
+    of an MFM also has the prior of K, the number of components."""
+    from bayesmix.cli import main
+    from bayesmix.partition_priors import py_kplus_pmf
+
+    assert main(["prior-k", "--n", "30", "--model", "mfm", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    comp = d["pmf_components"]
+    assert float(comp["1"]) == pytest.approx(4 / 7, rel=1e-6)  # BNB(1, 4, 3): P(K = 1) = 4/7
+    spec = tmp_path / "py.toml"
+    spec.write_text('name = "py"\n[mixing]\ntype = "pitman_yor"\nstrength = 1.5\ndiscount = 0.25\n')
+    assert main(["prior-k", "--n", "30", "--model", str(spec), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    want = py_kplus_pmf(30, 1.5, 0.25)
+    got = np.array([d["pmf"].get(str(k), 0.0) for k in range(1, 31)])
+    np.testing.assert_allclose(got, want[:30], atol=1e-12)
+    assert main(["prior-k", "--n", "30", "--model", str(spec), "--expected-k", "6"]) == 0
+    out = capsys.readouterr().out
+    theta = float(out.split("strength = ")[1].split()[0])
+    mean = float(np.dot(np.arange(1, 31), py_kplus_pmf(30, theta, 0.25)[:30]))
+    assert mean == pytest.approx(6.0, abs=1e-4)

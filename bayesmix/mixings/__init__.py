@@ -136,13 +136,15 @@ def parameters(mixing: MixingSpec, states: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def log_prior(mixing: MixingSpec, name: str, values: np.ndarray) -> np.ndarray | None:
-    """log prior density of a random mixing parameter at ``values`` (None for K, whose prior
-    is discrete and reported as p(K)). Pitman-Yor strength: the Gamma is on theta + sigma."""
+def log_prior(mixing: MixingSpec, name: str, params: dict[str, np.ndarray]) -> np.ndarray | None:
+    """log prior density of the random mixing parameter ``name`` at its draws in ``params``
+    (None for K, whose prior is discrete and reported as p(K)). The Pitman-Yor strength's
+    Gamma prior is on theta + sigma, so it is evaluated at the strength plus the discount."""
     from scipy import stats
 
     if name == "K":
         return None
+    values = params[name]
     if name == "discount":
         b = mixing.discount_prior
         return stats.beta.logpdf(values, b.a, b.b)
@@ -151,7 +153,7 @@ def log_prior(mixing: MixingSpec, name: str, values: np.ndarray) -> np.ndarray |
         return stats.f.logpdf(values, prior.df1, prior.df2)
     shift = 0.0
     if mixing.type == "pitman_yor":
-        shift = mixing.discount if mixing.discount is not None else 0.0
+        shift = mixing.discount if mixing.discount is not None else params["discount"]
     return stats.gamma.logpdf(values + shift, a=prior.shape, scale=1.0 / prior.rate)
 
 

@@ -76,9 +76,10 @@ def build_datatree(
         post["cov"] = (CD + ("cluster", "feature", "feature_bis"), cov)
         post["chol"] = (CD + ("cluster", "feature", "feature_bis"), np.linalg.cholesky(cov))
     log_prior = {}
-    for name, values in mixing_parameters(draws, spec).items():
+    params = mixing_parameters(draws, spec)
+    for name, values in params.items():
         post[name] = (CD, values)
-        lp = mixings.log_prior(spec.mixing, name, values)
+        lp = mixings.log_prior(spec.mixing, name, params)
         if lp is not None:
             log_prior[name] = (CD, lp)
     kplus = n_clusters(z)
