@@ -79,7 +79,9 @@ def summarize(
         "model": spec["name"],
         "engine": engine.value,
         "sampler": sampler,
-        "engine_label": engine.label(sampler),
+        "engine_label": "telescoping Gibbs"
+        if info.get("algorithm") == "telescoping"
+        else engine.label(sampler),
         "n_clusters": kplus_summary(kplus, LEVEL),
         "n_components_above": {"threshold": weight_threshold}
         | clusters.count_summary(clusters.n_components_above(w, weight_threshold), LEVEL),
