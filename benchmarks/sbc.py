@@ -14,8 +14,17 @@ the data come from is exactly the prior the engine uses:
   sampler and NUTS (w_T = prod_{k<T} (1 - v_k)), untruncated for the collapsed sampler
   (sticks until the leftover mass is below 1e-12);
 * concentration: fixed, or Gamma(shape, rate).
+* Pitman-Yor(theta, sigma): theta + sigma ~ Gamma, sigma ~ Beta. Truncated (blocked): sticks
+  v_k ~ Beta(1 - sigma, theta + k sigma), k < T, w_T the leftover. Untruncated (collapsed): the
+  partition from the Chinese-restaurant urn, then (w_occupied, w_rest) ~ Dirichlet(n_1 - sigma,
+  ..., n_K+ - sigma, theta + K+ sigma), which is the joint prior of the partition and the lumped
+  weights (Pitman 1996), exactly the representation the collapsed engine reports.
+* mixture of finite mixtures: K from the engine's own (capped) prior pmf of K, then
+  w | K ~ Dirichlet(gamma_K 1_K) with gamma_K = gamma (static) or alpha / K (dynamic), and K
+  atoms; both the collapsed and the telescoping engine report K slots, empty ones included.
 
-Quantities (all label-invariant): the concentration (when random), K+ (occupied components),
+Quantities (all label-invariant): the concentration (when random: alpha, gamma or the Pitman-Yor
+strength), the Pitman-Yor discount (when random), K (MFM), K+ (occupied components),
 the log-likelihood sum_i log sum_k w_k N(x_i | mu_k, Sigma_k) of the data under each draw's
 parameters (and under the true ones), and the largest weight max_k w_k.  For the untruncated
 DP the weights and atoms of the unoccupied components enter as one lumped component, weight
@@ -42,8 +51,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from bayesmix.engines.names import Engine
 from bayesmix.io import write_text
+from bayesmix.spec import FPrior
 from benchmarks.common import (
     REPORT_DIR,
     chi2_uniform,
@@ -73,12 +82,41 @@ MODELS: dict[str, dict[str, Any]] = {
     "sparse_fixed": {"type": "finite", "K": 10, "gamma": 0.01},
     # DP, alpha ~ Gamma(2, 2) (mean 1, so E[K+] ~ 4 for N = 100), T = 20 when truncated
     "dp": {"type": "dp", "truncation": 20, "alpha_prior": {"shape": 2.0, "rate": 2.0}},
+    # Pitman-Yor, theta + sigma ~ Gamma(2, 2), sigma ~ Beta(1, 3), T = 20 when truncated
+    "py": {
+        "type": "pitman_yor",
+        "truncation": 20,
+        "strength_prior": {"shape": 2.0, "rate": 2.0},
+        "discount_prior": {"a": 1.0, "b": 3.0},
+    },
+    # static MFM (models/mfm.toml): K - 1 ~ BNB(1, 4, 3), gamma ~ Gamma(1, 1)
+    "mfm": {
+        "type": "mfm",
+        "weights": "static",
+        "gamma_prior": {"shape": 1.0, "rate": 1.0},
+        "k_prior": {"family": "bnb", "a_lambda": 1.0, "a_pi": 4.0, "b_pi": 3.0},
+    },
+    # dynamic MFM (Fruehwirth-Schnatter et al. 2021): gamma_K = alpha / K, alpha ~ F(6, 3)
+    "mfm_dynamic": {
+        "type": "mfm",
+        "weights": "dynamic",
+        "alpha_prior": {"family": "F", "df1": 6.0, "df2": 3.0},
+        "k_prior": {"family": "bnb", "a_lambda": 1.0, "a_pi": 4.0, "b_pi": 3.0},
+    },
 }
+# The Gibbs algorithms that serve each model (default: blocked and collapsed, and NUTS for
+# NUTS_MODELS). Study seeds are numbered by (model, D, slot) with the slots blocked|telescoping,
+# collapsed, nuts, so adding models leaves the seeds of the earlier studies unchanged.
+MODEL_ENGINES: dict[str, tuple[str, ...]] = {
+    "mfm": ("telescoping", "collapsed"),
+    "mfm_dynamic": ("telescoping",),
+}
+ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2}
 # The shipped kernel defaults (KernelSpec): m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25,
 # psi0 = 0.25, nu0 = D + 2 (E[Sigma] = psi0 I); full covariance in 2-D.
 KERNEL: dict[str, Any] = {"covariance": "full", "prior": "conjugate"}
-QUANTITIES = ("concentration", "K+", "loglik", "max_w")
-GIBBS_ENGINES = ("blocked", "collapsed")
+QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w")
+GIBBS_ENGINES = ("blocked", "telescoping", "collapsed")
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
 # Pre-registered re-check of the blocked Gibbs sampler (written before it was run): every
@@ -102,7 +140,7 @@ class Config:
 
     model: str
     dim: int
-    engine: str  # blocked | collapsed | nuts
+    engine: str  # blocked | telescoping | collapsed | nuts
     reps: int
     index: int  # feeds the per-replication seeds
     stage: str = "main"  # main | confirm (re-run of a study that failed at 1%) | recheck
@@ -156,7 +194,7 @@ class Truth:
     w: np.ndarray
     mu: np.ndarray
     cov: np.ndarray
-    concentration: float | None
+    params: dict[str, float]  # the random mixing parameters: concentration, discount, K
 
 
 def draw_kernel(kernel, d: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -181,6 +219,15 @@ def dirichlet(alpha: float, k: int, rng: np.random.Generator) -> np.ndarray:
     return w / w.sum()
 
 
+def dirichlet_vec(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """w ~ Dirichlet(a) for a vector a > 0, by the same log-Gamma device as ``dirichlet``."""
+    a = np.asarray(a, dtype=float)
+    logg = np.log(rng.gamma(a + 1.0, 1.0)) + np.log(rng.random(len(a))) / a
+    logg -= logg.max()
+    w = np.exp(logg)
+    return w / w.sum()
+
+
 def stick_breaking(alpha: float, rng: np.random.Generator, t: int | None) -> np.ndarray:
     """DP weights: v_k ~ Beta(1, alpha); truncated at t (w_t = leftover), or untruncated
     (t None: sticks until the leftover mass is below 1e-12)."""
@@ -197,35 +244,106 @@ def stick_breaking(alpha: float, rng: np.random.Generator, t: int | None) -> np.
     return np.concatenate(ws)
 
 
-def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Truth:
-    """Draw (concentration, w, mu, Sigma) from the prior of the engine's model, then z and x."""
-    mix, kern = spec.mixing, spec.kernel
+def _draw_concentration(mix, rng: np.random.Generator) -> tuple[float, dict[str, float]]:
+    """The concentration (fixed, or from its Gamma / F prior; for Pitman-Yor the Gamma is on
+    theta + sigma, so the discount is drawn first) and the random parameters drawn."""
+    params: dict[str, float] = {}
+    disc = 0.0
+    if mix.type == "pitman_yor":
+        if mix.discount is None:
+            disc = float(rng.beta(mix.discount_prior.a, mix.discount_prior.b))
+            params["discount"] = disc
+        else:
+            disc = float(mix.discount)
     if mix.concentration is not None:
-        conc, conc_out = float(mix.concentration), None
+        return float(mix.concentration), params
+    pr = mix.concentration_prior
+    if isinstance(pr, FPrior):
+        conc = float(rng.f(pr.df1, pr.df2))
     else:
-        pr = mix.concentration_prior
         conc = float(rng.gamma(pr.shape, 1.0 / pr.rate))
-        conc_out = conc
-    untruncated = mix.type == "dp" and not Engine.parse(engine).truncates_dp()
-    if mix.type == "finite":
-        w = dirichlet(conc, mix.n_components, rng)
-    else:
-        w = stick_breaking(conc, rng, None if untruncated else mix.n_components)
-    mu, cov = draw_kernel(kern, d, len(w), rng)
-    z = rng.choice(len(w), size=n, p=w / w.sum())
+        if mix.type == "pitman_yor":
+            conc -= disc  # theta = (theta + sigma) - sigma
+    params["concentration"] = conc
+    return conc, params
+
+
+def py_sticks(theta: float, sigma: float, t: int, rng: np.random.Generator) -> np.ndarray:
+    """Truncated Pitman-Yor weights: v_k ~ Beta(1 - sigma, theta + k sigma), k = 1..t-1,
+    w_t = prod (1 - v_k)."""
+    k = np.arange(1, t)
+    v = rng.beta(1.0 - sigma, theta + k * sigma)
+    rest = np.concatenate([[1.0], np.cumprod(1.0 - v)])
+    return np.concatenate([v, [1.0]]) * rest
+
+
+def py_urn(theta: float, sigma: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Allocations of n draws from the Pitman-Yor urn: a new cluster with probability
+    (theta + k sigma) / (theta + i), cluster j with (n_j - sigma) / (theta + i)."""
+    z = np.empty(n, dtype=int)
+    counts: list[float] = []
+    for i in range(n):
+        k = len(counts)
+        p = np.array([c - sigma for c in counts] + [theta + k * sigma])
+        j = int(rng.choice(k + 1, p=p / p.sum()))
+        if j == k:
+            counts.append(1.0)
+        else:
+            counts[j] += 1.0
+        z[i] = j
+    return z
+
+
+def _data(z: np.ndarray, mu: np.ndarray, cov: np.ndarray, rng) -> np.ndarray:
+    """x_i ~ N(mu_{z_i}, Sigma_{z_i})."""
+    n, d = len(z), mu.shape[1]
     x = np.empty((n, d))
     for k in np.unique(z):
         idx = np.flatnonzero(z == k)
         chol = np.linalg.cholesky(cov[k])
         x[idx] = mu[k] + rng.standard_normal((len(idx), d)) @ chol.T
-    if untruncated:  # lump the unoccupied components into one atom from the base measure
+    return x
+
+
+def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Truth:
+    """Draw the mixing's parameters, (w, mu, Sigma) from the prior of the engine's model, then
+    z and x (the representation the engine reports: see the module docstring)."""
+    mix, kern = spec.mixing, spec.kernel
+    conc, params = _draw_concentration(mix, rng)
+    truncated = engine in ("blocked", "nuts")
+    if mix.type == "pitman_yor" and not truncated:
+        sigma = float(params.get("discount", mix.discount or 0.0))
+        z = py_urn(conc, sigma, n, rng)
+        cnt = np.bincount(z).astype(float)
+        # (w_1..w_K+, w_rest): the occupied atoms and one lumped atom, all from the base measure
+        w = dirichlet_vec(np.concatenate([cnt - sigma, [conc + len(cnt) * sigma]]), rng)
+        mu, cov = draw_kernel(kern, d, len(w), rng)
+        return Truth(_data(z, mu, cov, rng), z, w, mu, cov, params)
+    if mix.type == "mfm":
+        from bayesmix import mixings
+
+        pk = np.exp(mixings.k_prior_log_pmf(mix))
+        k = int(rng.choice(len(pk), p=pk / pk.sum()))
+        params["K"] = float(k)
+        w = dirichlet(conc / k if mix.weights == "dynamic" else conc, k, rng)
+    elif mix.type == "finite":
+        w = dirichlet(conc, mix.n_components, rng)
+    elif mix.type == "pitman_yor":
+        sigma = float(params.get("discount", mix.discount or 0.0))
+        w = py_sticks(conc, sigma, mix.n_components, rng)
+    else:
+        w = stick_breaking(conc, rng, mix.n_components if truncated else None)
+    mu, cov = draw_kernel(kern, d, len(w), rng)
+    z = rng.choice(len(w), size=n, p=w / w.sum())
+    x = _data(z, mu, cov, rng)
+    if mix.type == "dp" and not truncated:  # lump the unoccupied components into one atom
         occ = np.unique(z)
         mu_r, cov_r = draw_kernel(kern, d, 1, rng)
         w = np.concatenate([w[occ], [max(0.0, 1.0 - w[occ].sum())]])
         mu = np.concatenate([mu[occ], mu_r])
         cov = np.concatenate([cov[occ], cov_r])
         z = np.searchsorted(occ, z)
-    return Truth(x, z, w, mu, cov, conc_out)
+    return Truth(x, z, w, mu, cov, params)
 
 
 # --------------------------------------------------------------------------
@@ -246,15 +364,22 @@ class Fit:
 
 
 def _quantities(
-    w: np.ndarray, z: np.ndarray, conc: np.ndarray | None, ll: np.ndarray
+    w: np.ndarray, z: np.ndarray, params: dict[str, np.ndarray], ll: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """(C, S) arrays of the label-invariant quantities of every draw."""
+    """(C, S) arrays of the label-invariant quantities of every draw; ``params`` holds the
+    random mixing parameters under their quantity names (concentration, discount, K)."""
     from bayesmix.posterior.allocations import n_clusters
 
     q = {"K+": n_clusters(z).astype(float), "loglik": ll, "max_w": w.max(axis=-1)}
-    if conc is not None:
-        q["concentration"] = conc
+    q.update({k: np.asarray(v, dtype=float) for k, v in params.items()})
     return q
+
+
+def _named_params(mixing, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The engine's parameters under the SBC quantity names (its concentration name becomes
+    'concentration'; discount and K keep theirs)."""
+    name = mixing.concentration_name
+    return {("concentration" if k == name else k): v for k, v in params.items()}
 
 
 def _even(total: int, kept: int) -> np.ndarray:
@@ -277,11 +402,12 @@ def fit_gibbs(spec, x: np.ndarray, engine: str, st: Settings, rng: np.random.Gen
     while True:
         attempt += 1
         dr = sample_gibbs(
-            spec, x, algorithm=engine, chains=st.chains, draws=st.gibbs_draws,
+            spec, x, algorithm="blocked" if engine == "telescoping" else engine, chains=st.chains, draws=st.gibbs_draws,
             tune=st.gibbs_tune, thin=thin, seed=int(rng.integers(2**31)), progress=False,
             cores=1,
         )  # fmt: skip
-        q = _quantities(dr.w, dr.z, dr.concentration, dr.sample_stats["log_likelihood"])
+        ll = dr.sample_stats["log_likelihood"]
+        q = _quantities(dr.w, dr.z, _named_params(spec.mixing, dr.params), ll)
         e, emin = _min_ess(q)
         need = st.ess_margin * st.n_kept
         if emin >= need or thin >= st.max_thin:
@@ -290,7 +416,9 @@ def fit_gibbs(spec, x: np.ndarray, engine: str, st: Settings, rng: np.random.Gen
     c, s = dr.w.shape[:2]
     idx = _even(c * s, st.n_kept)
     flat = lambda a: a.reshape(c * s, *a.shape[2:])[idx]  # noqa: E731
-    ll_mine = mixture_loglik(x, flat(dr.w), flat(dr.mu), flat(dr.cov))
+    wk = flat(dr.w)
+    used = np.flatnonzero((wk > 0.0).any(axis=0))  # MFM: slots beyond every kept K are empty
+    ll_mine = mixture_loglik(x, wk[:, used], flat(dr.mu)[:, used], flat(dr.cov)[:, used])
     ll_engine = flat(dr.sample_stats["log_likelihood"])
     kept = {k: flat(v) for k, v in q.items()}
     kept["loglik"] = ll_mine
@@ -354,7 +482,7 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
         mu = np.asarray(post["mu"].values)
         cov = covariance_from_factor(np.asarray(post["factor"].values))
         name = spec.mixing.concentration_name
-        conc = np.asarray(post[name].values) if spec.mixing.concentration is None else None
+        conc = {"concentration": np.asarray(post[name].values)} if name in post else {}
         c, s = w.shape[:2]
         wf, muf, covf = (a.reshape(c * s, *a.shape[2:]) for a in (w, mu, cov))
         z, _ = allocations(x, wf, muf, covf, rng)
@@ -383,8 +511,7 @@ def truth_quantities(t: Truth) -> dict[str, float]:
         "loglik": float(mixture_loglik(t.x, t.w[None], t.mu[None], t.cov[None])[0]),
         "max_w": float(t.w.max()),
     }
-    if t.concentration is not None:
-        q["concentration"] = float(t.concentration)
+    q.update(t.params)
     return q
 
 
@@ -400,7 +527,7 @@ def run_rep(cfg: Config, rep: int, st: Settings) -> dict[str, Any]:
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
     spec = make_spec(cfg.model)
     t0 = time.perf_counter()
-    is_nuts = Engine.parse(cfg.engine) is Engine.NUTS
+    is_nuts = cfg.engine == "nuts"
     n = st.nuts_n if is_nuts else int(rng.integers(st.n_min, st.n_max + 1))
     truth = simulate(spec, cfg.engine, cfg.dim, n, rng)
     if is_nuts:
@@ -528,9 +655,12 @@ def plot_config(res: dict[str, Any], st: Settings, path) -> None:
 
 
 def _engine_label(engine: str) -> str:
-    return {"blocked": "blocked Gibbs", "collapsed": "collapsed Gibbs", "nuts": "NUTS (nutpie)"}[
-        engine
-    ]
+    return {
+        "blocked": "blocked Gibbs",
+        "telescoping": "telescoping Gibbs",
+        "collapsed": "collapsed Gibbs",
+        "nuts": "NUTS (nutpie)",
+    }[engine]
 
 
 def _table(all_res: dict[str, Any], keys: list[str]) -> list[str]:
@@ -981,13 +1111,17 @@ def write_report(
             f"| {'–' if lld is None else f'{lld:.1e}'} | {dg['seconds_per_rep']:.2f} "
             f"| {dg.get('reps_with_divergences', '–')} |"
         )
+    used = {r["config"]["model"] for r in all_res.values()}
     lines += ["", "## Settings", ""]
     lines += [
         "- Models (mixing): "
-        + "; ".join(f"`{k}` = `{v}`" for k, v in MODELS.items())
-        + ". The blocked Gibbs sampler and NUTS use the DP truncated at T = 20 (and the "
-        "simulator draws from that truncated model); the collapsed sampler uses the "
-        "untruncated DP and the simulator draws sticks until the leftover mass < 1e-12.",
+        + "; ".join(f"`{k}` = `{v}`" for k, v in MODELS.items() if k in used)
+        + ". The blocked Gibbs sampler and NUTS use the DP and Pitman-Yor truncated at T = 20 "
+        "(and the simulator draws from that truncated model); the collapsed sampler uses the "
+        "untruncated process (DP: sticks until the leftover mass < 1e-12; Pitman-Yor: the urn "
+        "and the lumped weights, see the module docstring). MFM: K from the samplers' own "
+        "prior of K (capped where the tail mass falls below 1e-10, at most 500), the collapsed "
+        "and telescoping samplers report all K slots.",
         f"- Kernel: `{KERNEL}` with the shipped KernelSpec defaults (m0 = 0, kappa0 = 0.01, "
         "a0 = 2, b0 = 0.25, psi0 = 0.25, nu0 = D + 2). The engines are called on the simulated "
         "data directly (no standardisation), so the prior is data-independent.",
@@ -1026,13 +1160,18 @@ def write_report(
 # --------------------------------------------------------------------------
 
 
-def configs(reps: int, nuts_reps: int, engines: tuple[str, ...]) -> list[Config]:
-    """Gibbs: every model in 1-D and 2-D with both algorithms; NUTS: 1-D dp and finite."""
-    out, i = [], 0
-    for model in MODELS:
+def configs(
+    reps: int, nuts_reps: int, engines: tuple[str, ...], models: tuple[str, ...] = tuple(MODELS)
+) -> list[Config]:
+    """Gibbs: every model in 1-D and 2-D with each of its algorithms (MODEL_ENGINES); NUTS:
+    1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1."""
+    out = []
+    for m, model in enumerate(MODELS):
+        if model not in models:
+            continue
         for dim in (1, 2):
-            for engine in (*GIBBS_ENGINES, "nuts"):
-                i += 1
+            for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts"):
+                i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
                 if engine == "nuts":
@@ -1100,9 +1239,11 @@ def kept_replications(results: dict[str, Any], cfgs: list[Config]) -> dict[str, 
 
 def save_study(out: Path, meta: dict[str, Any], st: Settings, all_res: dict[str, Any]) -> None:
     """Write sbc.json (every rank, truth and seed) and the sbc.md report."""
+    used = {r["config"]["model"] for r in all_res.values()}
     write_json(
         out / "sbc.json",
-        {"meta": meta, "settings": dataclasses.asdict(st), "models": MODELS, "kernel": KERNEL,
+        {"meta": meta, "settings": dataclasses.asdict(st),
+         "models": {k: v for k, v in MODELS.items() if k in used}, "kernel": KERNEL,
          "results": all_res},
     )  # fmt: skip
     fu_path = out / FOLLOWUP_DIR / "sbc.json"
@@ -1130,7 +1271,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="replications per Gibbs study")
     ap.add_argument("--nuts-reps", type=int, default=None, help="replications per NUTS study")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes")
-    ap.add_argument("--engines", default="blocked,collapsed,nuts", help="comma-separated subset")
+    ap.add_argument(
+        "--engines", default="blocked,telescoping,collapsed,nuts", help="comma-separated subset"
+    )
+    ap.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}"
+    )
     ap.add_argument("--only", default="", help="comma-separated study keys, e.g. dp_2d_blocked")
     ap.add_argument("--seed", type=int, default=Settings.seed)
     ap.add_argument(
@@ -1171,7 +1317,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = None
     if args.confirm_only or args.resume or args.recheck_blocked or args.render_only:
         saved = json.loads((out / "sbc.json").read_text())
-        if saved["models"] != MODELS or saved["kernel"] != KERNEL:
+        if any(MODELS.get(k) != v for k, v in saved["models"].items()) or saved["kernel"] != KERNEL:
             raise SystemExit("sbc.json was made with other models; rerun the whole study")
     if args.render_only:
         save_study(out, saved["meta"], Settings(**saved["settings"]), saved["results"])
@@ -1201,24 +1347,33 @@ def main(argv: list[str] | None = None) -> int:
         if saved is not None and Settings(**saved["settings"]) != st:
             raise SystemExit("--resume: sbc.json was made with other settings")
         engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
-        cfgs = configs(reps, nuts_reps, engines)
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        unknown = [m for m in models if m not in MODELS]
+        if unknown:
+            raise SystemExit(f"--models: unknown {', '.join(unknown)} (choose {', '.join(MODELS)})")
+        cfgs = configs(reps, nuts_reps, engines, models)
         if args.only:
             keep = {k.strip() for k in args.only.split(",")}
             cfgs = [c for c in cfgs if c.key in keep]
         done = kept_replications(saved["results"], cfgs) if saved is not None else {}
-        t0 = time.perf_counter()
-        by_cfg = run_studies(cfgs, st, args.jobs, args.batch, done)
-        wall = time.perf_counter() - t0
-        new_res = {c.key: analyse(c, by_cfg[c.key], st) for c in cfgs}
         run_meta = provenance(["benchmarks.sbc", *argv_list])
-        run_meta.update(wall_s=wall, jobs=args.jobs, quick=args.quick)
+        run_meta.update(wall_s=0.0, jobs=args.jobs, quick=args.quick)
         if saved is not None:
-            all_res, meta = saved["results"] | new_res, saved["meta"]
-            meta.setdefault("resumed", []).append(run_meta | {"studies": list(new_res)})
+            all_res, meta = dict(saved["results"]), saved["meta"]
+            meta.setdefault("resumed", []).append(run_meta | {"studies": []})
+            studies = meta["resumed"][-1]["studies"]
+            run_meta = meta["resumed"][-1]
         else:
-            all_res, meta = new_res, run_meta
-        for key, res in new_res.items():
-            plot_config(res, st, out / f"sbc_{key}.png")
+            all_res, meta, studies = {}, run_meta, []
+        t0 = time.perf_counter()
+        for c in cfgs:  # one study at a time, saved after each: a stopped run loses at most one
+            by_cfg = run_studies([c], st, args.jobs, args.batch, done)
+            all_res[c.key] = analyse(c, by_cfg[c.key], st)
+            plot_config(all_res[c.key], st, out / f"sbc_{c.key}.png")
+            studies.append(c.key)
+            run_meta["wall_s"] = time.perf_counter() - t0
+            save_study(out, meta, st, all_res)
+            print(f"{c.key}: family-wise p {fmt_p(family_p(all_res[c.key]))}", flush=True)
     if not args.no_confirm:
         ccfgs = confirmation_configs(all_res)
         if ccfgs:
