@@ -301,14 +301,14 @@ def test_compare_end_to_end(capsys, tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", str(data), "--out", str(out), "--engine", "gibbs", "--chains", "2"]
     args += ["--draws", "200", "--tune", "100", "--seed", "3", "--jobs", "2", "--quiet"]
-    args += ["--model", "dp", "--model", "sparse_finite"]
+    args += ["--model", "dp", "--model", "sparse_finite", "--model", "mfm"]
     assert MAIN(args) == 0
     printed = capsys.readouterr().out
-    assert "| dp |" in printed and "| sparse_finite |" in printed
+    assert "| dp |" in printed and "| sparse_finite |" in printed and "| mfm |" in printed
 
     for name in ("compare.json", "compare.md", "prior_vs_posterior_k.png", "concentration.png"):
         assert (out / name).stat().st_size > 0
-    for model in ("dp", "sparse_finite"):
+    for model in ("dp", "sparse_finite", "mfm"):
         assert (out / "fits" / model / "posterior.nc").is_file()
         assert (out / "fits" / model / "summary.json").is_file()
     assert (out / "concentration.png").read_bytes()[:4] == b"\x89PNG"
@@ -316,7 +316,7 @@ def test_compare_end_to_end(capsys, tmp_path):
     res = json.loads((out / "compare.json").read_text())
     assert res["schema"] == "bayesmix.compare/1" and res["seed"] == 3
     assert len(res["data"]["sha256"]) == 64 and res["data"]["n_obs"] == 80
-    assert "arviz" in res["versions"] and set(res["specs"]) == {"dp", "sparse_finite"}
+    assert "arviz" in res["versions"] and set(res["specs"]) == {"dp", "sparse_finite", "mfm"}
     models = {m["name"]: m for m in res["models"]}
     trees = {name: xr.load_datatree(out / "fits" / name / "posterior.nc") for name in models}
     for name, m in models.items():
@@ -329,7 +329,15 @@ def test_compare_end_to_end(capsys, tmp_path):
         assert m["loo"]["elpd_loo"] == pytest.approx(float(elpd.elpd), abs=1e-9)
         assert m["posterior_k"]["mode"] == 2
         assert abs(sum(m["prior_k"]["pmf"].values()) - 1) < 1e-9
-    dp, sparse = models["dp"], models["sparse_finite"]
+    dp, sparse, mfm = models["dp"], models["sparse_finite"], models["mfm"]
+    # the MFM carries K (components) beside K+: prior and posterior, K >= K+ in every draw
+    assert dp["posterior_components"] is None and dp["prior_components"] is None
+    assert abs(sum(mfm["prior_components"]["pmf"].values()) - 1) < 1e-6
+    assert mfm["posterior_components"]["mean"] >= mfm["posterior_k"]["mean"]
+    assert min(map(int, mfm["posterior_components"]["pmf"])) >= min(
+        map(int, mfm["posterior_k"]["pmf"])
+    )
+    assert mfm["psense"]["applies"] and "gamma" in mfm["psense"]["quantities"]
     # psense recomputed from the saved fit: K+ per draw, alpha's log prior, pointwise loglik
     t = trees["dp"]
     tree = xr.DataTree.from_dict({
@@ -344,7 +352,11 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert dp["concentration"]["posterior"]["mean"] > 0
     assert sparse["concentration"]["text"] == "fixed = 0.01"
     assert dp["truncation"]["applies"] and dp["truncation"]["T"] == 20
-    assert sorted(r["rank"] for r in res["ranking"]) == [0, 1]
+    assert sorted(r["rank"] for r in res["ranking"]) == [0, 1, 2]
     assert "Every prior puts the posterior mode of K+ at 2" in res["reading"]
     md = (out / "compare.md").read_text()
     assert res["reading"] in md and "![prior_vs_posterior_k](prior_vs_posterior_k.png)" in md
+    for report in ("report.html", "report.md"):
+        text = (out / report).read_text()
+        assert "posterior K<" in text or "posterior K mean" in text, report
+        assert "the number that the data occupy" in text

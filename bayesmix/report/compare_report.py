@@ -67,6 +67,13 @@ def _model_row(m: dict, rank: dict, link: str | None, tied: set[str]) -> dict:
         "engine": m.get("engine", ""),
         "prior": _k_cell(m.get("prior_k")),
         "posterior": _k_cell(m.get("posterior_k")),
+        # MFM: the number of components K beside the occupied clusters K+
+        "prior_components": _k_cell(m.get("prior_components"))
+        if m.get("prior_components")
+        else None,
+        "posterior_components": (
+            _k_cell(m["posterior_components"]) if m.get("posterior_components") else None
+        ),
         "tv": m.get("prior_posterior_tv"),
         "close_to_prior": (m.get("prior_posterior_tv") or 1.0) < 0.3,
         "concentration": f"{(m.get('concentration') or {}).get('name', '')} "
