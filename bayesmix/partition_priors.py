@@ -27,7 +27,7 @@ Fixed parameters use a Polya-urn forward recursion in probability space (convex
 combinations: no cancellation, no overflow). Where many parameter values are needed (a
 quadrature over theta, gamma), the coefficients S of (*) are computed once in log space
 (logaddexp) and combined with V per node. Gamma hyperpriors are integrated with
-``bayesmix.priors._gamma_mixture`` (trapezoid in log x, ~1e-10 absolute), an F hyperprior
+``bayesmix.numerics.quadrature.log_scale_expectation`` (trapezoid in log x, ~1e-10 absolute), an F hyperprior
 with the same rule, a Beta hyperprior on the discount with Gauss-Jacobi quadrature (node count
 raised by half until two estimates agree to ~1e-10). Hyperprior specs are tuples:
 ``("gamma", shape, rate)`` (rate = inverse scale), ``("beta", a, b)``, ``("f", df1, df2)``.
@@ -46,6 +46,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from bayesmix.errors import InputError
+from bayesmix.numerics.quadrature import log_scale_expectation
 from bayesmix.priors import (
     _TAIL_MASS,
     _clean,
@@ -114,44 +115,6 @@ def _hyper(name: str, spec: Any, families: tuple[str, ...]) -> tuple[str, float,
         shown = " or ".join(f'("{f}", p1, p2)' for f in families)
         raise InputError(f"{name} must be {shown}, got {spec!r}")
     return spec[0].lower(), _positive(f"{name}[1]", spec[1]), _positive(f"{name}[2]", spec[2])
-
-
-def _log_scale_mixture(
-    fn: Callable[[np.ndarray], np.ndarray],
-    f0: np.ndarray,
-    log_pdf: Callable[[np.ndarray], np.ndarray],
-    lo: float,
-    hi: float,
-    tol: float = 1e-10,
-) -> np.ndarray:
-    """E[fn(X)] for X with density exp(log_pdf(x)), all but ~1e-14 of its mass in [lo, hi],
-    where fn(x) -> f0 as x -> 0: f0 + E[fn(X) - f0] by the trapezoid rule in t = log x,
-    halving the step until two estimates agree to ``tol`` (the rule of
-    ``bayesmix.priors._gamma_mixture``, for any density)."""
-    if not hi > lo:
-        return f0.copy()
-    t_lo, t_hi = math.log(lo), math.log(hi)
-
-    def weighted(t: np.ndarray) -> np.ndarray:
-        dens = np.exp(log_pdf(np.exp(t)) + t)  # density of log X
-        return np.sum(dens[:, None] * (fn(np.exp(t)) - f0), axis=0)
-
-    nodes = 65
-    h = (t_hi - t_lo) / (nodes - 1)
-    t = np.linspace(t_lo, t_hi, nodes)
-    total = weighted(t[1:-1]) + 0.5 * weighted(t[[0, -1]])
-    estimate = f0 + h * total
-    change = math.inf
-    for level in range(1, 13):
-        total = total + weighted(t_lo + h * (np.arange(nodes - 1) + 0.5))
-        h, nodes = h / 2, 2 * nodes - 1
-        refined = f0 + h * total
-        change = float(np.max(np.abs(refined - estimate)))
-        estimate = refined
-        if change < tol and level >= 2 and h < 0.25:
-            return estimate
-    warnings.warn(f"quadrature stopped at accuracy ~{change:.1e}", RuntimeWarning, stacklevel=3)
-    return estimate
 
 
 def _beta_mixture(
@@ -971,7 +934,7 @@ def _dp_table_pmf(n: int, alpha: float | None, alpha_prior: Any, tol: float) -> 
     dist = stats.f(p1, p2)
     lo = max(float(dist.ppf(_TAIL_MASS)), small)
     hi = float(dist.isf(_TAIL_MASS))
-    return _clean(_log_scale_mixture(lambda x: _dp_pmf_grid(n, x), f0, dist.logpdf, lo, hi, tol))
+    return _clean(log_scale_expectation(lambda x: _dp_pmf_grid(n, x), f0, dist.logpdf, lo, hi, tol))
 
 
 def dynamic_mfm_kplus_pmf(

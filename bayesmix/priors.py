@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +29,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayesmix.errors import InputError
+from bayesmix.numerics.quadrature import log_scale_expectation
 
 _TAIL_MASS = 1e-14  # Gamma mass (or TV error) neglected at each end of the alpha range
 _NEGLIGIBLE = 1e-300  # pmf entries below this at the top of the support are dropped
@@ -272,32 +272,12 @@ def _gamma_mixture(
     """
     lo = max(float(special.gammaincinv(shape, _TAIL_MASS)) / rate, small)
     hi = float(special.gammainccinv(shape, _TAIL_MASS)) / rate
-    if not hi > lo:  # all the mass sits where fn(x) == f0 to 1e-14
-        return f0.copy()
-    t_lo, t_hi = math.log(lo), math.log(hi)
     log_norm = shape * math.log(rate) - special.gammaln(shape)
 
-    def weighted(t: np.ndarray) -> np.ndarray:
-        dens = np.exp(shape * t - rate * np.exp(t) + log_norm)  # density of log X
-        return np.sum(dens[:, None] * (fn(np.exp(t)) - f0), axis=0)
+    def log_pdf(x: np.ndarray) -> np.ndarray:
+        return log_norm + (shape - 1.0) * np.log(x) - rate * x
 
-    nodes = 65
-    h = (t_hi - t_lo) / (nodes - 1)
-    t = np.linspace(t_lo, t_hi, nodes)
-    total = weighted(t[1:-1]) + 0.5 * weighted(t[[0, -1]])
-    estimate = f0 + h * total
-    for level in range(1, 13):
-        total = total + weighted(t_lo + h * (np.arange(nodes - 1) + 0.5))
-        h, nodes = h / 2, 2 * nodes - 1
-        refined = f0 + h * total
-        change = float(np.max(np.abs(refined - estimate)))
-        estimate = refined
-        if change < tol and level >= 2 and h < 0.25:
-            return estimate
-    warnings.warn(
-        f"Gamma-mixture quadrature stopped at accuracy ~{change:.1e}", RuntimeWarning, stacklevel=3
-    )
-    return estimate
+    return log_scale_expectation(fn, f0, log_pdf, lo, hi, tol, what="Gamma-mixture quadrature")
 
 
 def _clean(pmf: np.ndarray) -> np.ndarray:

@@ -14,8 +14,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+from exact_partitions import ENUM_X1, ENUM_X2, exact_posterior, set_partitions
 from scipy import stats
-from scipy.special import gammaln, multigammaln
 
 from bayesmix.engines.gibbs import collapsed, sample_gibbs
 from bayesmix.errors import InputError
@@ -220,80 +220,17 @@ def test_conditional_posterior_draw_moments(diag):
 # --------------------------------------------------------------------------
 
 
-def _partitions(n):
-    def rec(i, a, m):
-        if i == n:
-            yield np.array(a)
-            return
-        for v in range(m + 2):
-            a.append(v)
-            yield from rec(i + 1, a, max(m, v))
-            a.pop()
-
-    yield from rec(1, [0], 0)
-
-
-def _log_marginal(x, hyp, diag):
-    """log p(x) of one cluster under NIW (or NIG per feature): Murphy (2007), eq. 266."""
-    m0, k0, nu0, psi0 = hyp
-    n, d = x.shape
-    if diag:
-        return sum(_log_marginal(x[:, [j]], hyp, False) for j in range(d))
-    mn, kn, nun, psin = niw_textbook(x, np.full(d, m0), k0, nu0, psi0)
-    return (
-        -n * d / 2 * math.log(math.pi)
-        + multigammaln(nun / 2, d)
-        - multigammaln(nu0 / 2, d)
-        + nu0 / 2 * d * math.log(psi0)
-        - nun / 2 * np.linalg.slogdet(psin)[1]
-        + d / 2 * math.log(k0 / kn)
-    )
-
-
 @cache
 def exact_kplus(x_key, hyp, diag, finite, kk, conc, prior):
-    """Exact pmf of K+ and E[concentration] for the DP / finite Dirichlet mixture: sum over all
-    partitions of prod_j p(x_Bj) x the partition prior (EPPF), integrated over the concentration
-    on a log grid when it has a Gamma(shape, rate) prior."""
-    x = np.array(x_key)
-    grid = np.array([conc]) if conc is not None else np.exp(np.linspace(-12, 5, 3000))
-    log_w = np.zeros_like(grid) if conc is not None else prior[0] * np.log(grid) - prior[1] * grid
-    sizes, tab = partition_table(x, hyp, diag, finite, kk, grid)
-    tab = tab + log_w
-    w = np.exp(tab - tab.max())
-    pmf = np.bincount([len(sz) for sz in sizes], weights=w.sum(1)) / w.sum()
-    return pmf, float((w * grid).sum() / w.sum())
-
-
-def partition_table(x, hyp, diag, finite, kk, grid):
-    """Block sizes of every set partition of x (at most kk blocks if finite) and the table
-    log p(x, partition | concentration) over the concentration grid: prod_j p(x_Bj) x the
-    partition prior (finite: K!/(K-k)! labellings x Dirichlet-multinomial; DP: the CRP)."""
-    n = len(x)
-    rows, out_sizes = [], []
-    for p in _partitions(n):
-        sizes = np.bincount(p)
-        k = len(sizes)
-        if finite and k > kk:
-            continue
-        lm = sum(_log_marginal(x[p == j], hyp, diag) for j in range(k))
-        if finite:
-            lp = (
-                gammaln(kk + 1)
-                - gammaln(kk - k + 1)
-                + gammaln(kk * grid)
-                - gammaln(kk * grid + n)
-                + np.sum(gammaln(sizes[:, None] + grid) - gammaln(grid), axis=0)
-            )
-        else:
-            lp = k * np.log(grid) + gammaln(grid) - gammaln(grid + n) + np.sum(gammaln(sizes))
-        rows.append(lm + lp)
-        out_sizes.append(sizes)
-    return out_sizes, np.array(rows)
-
-
-ENUM_X1 = np.array([-1.5, -1.2, -1.0, 0.9, 1.1, 1.6])[:, None]
-ENUM_X2 = np.array([[-1, -1], [-1.2, -0.7], [-0.8, -1.1], [1, 0.8], [1.2, 1.3], [0.3, -0.2]])
+    """Exact pmf of K+ (k = 0..N) and E[concentration] of the DP / finite Dirichlet mixture by
+    enumeration of all set partitions (tests/exact_partitions.py; a Gamma(shape, rate) prior
+    on the concentration when ``conc`` is None)."""
+    params = {"n_components": kk} if finite else {}
+    if conc is not None:
+        params["concentration"] = conc
+    hp = {"concentration": ("gamma", *prior)} if prior else None
+    r = exact_posterior(np.array(x_key), hyp, diag, "finite" if finite else "dp", params, hp)
+    return r["kplus_pmf"], r["mean"].get("concentration", math.nan)
 
 
 @pytest.mark.parametrize(
@@ -332,13 +269,14 @@ def exact_max_weight(x, hyp, kk, gam, grid, n_mc=100_000, seed=1):
     """Exact posterior of max_k w_k of a finite Dirichlet(gam) mixture with K = kk, N = 6:
     sum over all partitions of p(partition | x) x P(max Dir(gam + n) <= t), the inner
     probability by n_mc Dirichlet draws (MC error ~1e-3, far below the sampler's)."""
-    sizes, tab = partition_table(x, hyp, False, True, kk, np.array([gam]))
-    w = np.exp(tab[:, 0] - tab.max())
-    w /= w.sum()
-    alphas = [np.concatenate([sz + gam, np.full(kk - len(sz), gam)]) for sz in sizes]
+    r = exact_posterior(x, hyp, False, "finite", {"n_components": kk, "concentration": gam})
     rng = np.random.default_rng(seed)
     cdf, mean = np.zeros(len(grid)), 0.0
-    for wp, a in zip(w, alphas, strict=True):
+    for wp, p in zip(r["partition_pmf"], set_partitions(len(x)), strict=True):
+        sz = np.bincount(p)
+        if wp == 0.0 or len(sz) > kk:
+            continue
+        a = np.concatenate([sz + gam, np.full(kk - len(sz), gam)])
         mw = rng.dirichlet(a, size=n_mc).max(axis=1)
         cdf += wp * (mw[:, None] <= grid).mean(axis=0)
         mean += wp * mw.mean()

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from bayesmix.numerics.linalg import logsumexp
-from bayesmix.numerics.mh import MH_STEPS, mh_adapt
+from bayesmix.numerics.mh import MH_STEPS, mh_record
 from bayesmix.numerics.rng import log_gamma_rv
 
 NEG_INF = -math.inf
@@ -59,12 +59,7 @@ def collapsed_update(state, cnt, act, nact, kfin, n, ca, cb, it, tune):
         new = log_target_dirmult(prop, cnt, act, nact, kfin, n, ca, cb)
         r = new - cur
         accept = math.log(1.0 - np.random.random()) < r
-        if it < tune:
-            mh_adapt(state, it, r)
-        else:
-            state[3] += 1.0
-            if accept:
-                state[2] += 1.0
+        mh_record(state, 1, it, tune, r, accept)
         if accept:
             lg = prop
             cur = new
@@ -93,12 +88,7 @@ def blocked_update(state, logw, ca, cb, it, tune):
         new = log_target_dirichlet(prop, logw, kk, ca, cb)
         r = new - cur
         accept = math.log(1.0 - np.random.random()) < r
-        if it < tune:
-            mh_adapt(state, it, r)
-        else:
-            state[3] += 1.0
-            if accept:
-                state[2] += 1.0
+        mh_record(state, 1, it, tune, r, accept)
         if accept:
             lg = prop
             cur = new

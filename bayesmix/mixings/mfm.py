@@ -99,19 +99,9 @@ def collapsed_update(state, hp, it, tune, cnt, act, nact, n, logpk):
 
 @njit(cache=True, nogil=True)
 def draw_k_given_kplus(t, gamma, n, logpk):
-    """K ~ p(K = k | K+ = t) ∝ k! / (k - t)! Γ(gamma k) / Γ(gamma k + n) p(k), k = t..K_max."""
-    kmax = logpk.shape[0] - 1
-    lw = np.full(kmax + 1, NEG_INF)
-    top = NEG_INF
-    for k in range(max(t, 1), kmax + 1):
-        if logpk[k] == NEG_INF:
-            continue
-        v = math.lgamma(k + 1.0) - math.lgamma(k - t + 1.0) + math.lgamma(gamma * k)
-        v += logpk[k] - math.lgamma(gamma * k + n)
-        lw[k] = v
-        if v > top:
-            top = v
-    return _draw_index(lw, top)
+    """K ~ p(K = k | K+ = t) ∝ k! / (k - t)! Γ(gamma k) / Γ(gamma k + n) p(k), k = t..K_max
+    (static MFM: ``draw_k_given_z`` without the counts, whose factor does not depend on k)."""
+    return _draw_k(gamma, False, np.zeros(0, np.int64), t, n, logpk, False)
 
 
 @njit(cache=True, nogil=True)
@@ -142,12 +132,21 @@ def gamma_of(conc, k, dynamic):
 
 
 @njit(cache=True, nogil=True)
+def _log_labellings(g, k, kplus, n):
+    """k! / (k - K+)! Γ(k g) / Γ(k g + n): the k-dependent factor of p(z | K = k, gamma_k = g)."""
+    return (
+        math.lgamma(k + 1.0)
+        - math.lgamma(k - kplus + 1.0)
+        + (math.lgamma(k * g) - math.lgamma(k * g + n))
+    )
+
+
+@njit(cache=True, nogil=True)
 def log_dirmult(conc, k, dynamic, cnt, kplus, n):
     """log p(z | K = k, gamma_k) summed over the labellings of the K+ occupied components:
     k! / (k - K+)! Γ(k gamma_k) / Γ(k gamma_k + n) prod_{j<K+} Γ(n_j + gamma_k) / Γ(gamma_k)."""
     g = gamma_of(conc, k, dynamic)
-    v = math.lgamma(k + 1.0) - math.lgamma(k - kplus + 1.0)
-    v += math.lgamma(k * g) - math.lgamma(k * g + n)
+    v = _log_labellings(g, k, kplus, n)
     lg = math.lgamma(g)
     for j in range(kplus):
         v += math.lgamma(cnt[j] + g) - lg
@@ -155,19 +154,28 @@ def log_dirmult(conc, k, dynamic, cnt, kplus, n):
 
 
 @njit(cache=True, nogil=True)
-def draw_k_given_z(conc, dynamic, cnt, kplus, n, logpk):
-    """Telescoping step: K | z ∝ p(k) ``log_dirmult`` (k = K+..K_max); counts cnt[0:K+]."""
+def _draw_k(conc, dynamic, cnt, kplus, n, logpk, counts):
+    """K ∝ p(k) p(z | K = k) over k = K+..K_max; the counts' product only when ``counts``."""
     kmax = logpk.shape[0] - 1
     lw = np.full(kmax + 1, NEG_INF)
     top = NEG_INF
     for k in range(max(kplus, 1), kmax + 1):
         if logpk[k] == NEG_INF:
             continue
-        v = logpk[k] + log_dirmult(conc, k, dynamic, cnt, kplus, n)
+        if counts:
+            v = logpk[k] + log_dirmult(conc, k, dynamic, cnt, kplus, n)
+        else:
+            v = logpk[k] + _log_labellings(gamma_of(conc, k, dynamic), k, kplus, n)
         lw[k] = v
         if v > top:
             top = v
     return _draw_index(lw, top)
+
+
+@njit(cache=True, nogil=True)
+def draw_k_given_z(conc, dynamic, cnt, kplus, n, logpk):
+    """Telescoping step: K | z ∝ p(k) ``log_dirmult`` (k = K+..K_max); counts cnt[0:K+]."""
+    return _draw_k(conc, dynamic, cnt, kplus, n, logpk, True)
 
 
 @njit(cache=True, nogil=True)

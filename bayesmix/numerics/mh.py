@@ -11,19 +11,10 @@ MH_TARGET = 0.44
 
 
 @njit(cache=True, nogil=True)
-def mh_adapt(state, it, logratio):
-    """Robbins-Monro step adaptation of log(step) (state[1]) towards MH_TARGET acceptance
-    (burn-in only)."""
-    p = 1.0 if logratio >= 0.0 else math.exp(logratio)
-    state[1] += (p - MH_TARGET) / (it + 1.0) ** 0.6
-    state[1] = min(max(state[1], -8.0), 3.0)
-
-
-@njit(cache=True, nogil=True)
 def mh_record(state, slot, it, tune, logratio, accept):
-    """Book-keeping of one MH step of the parameter whose log step is state[slot]: adapt the
-    step during burn-in (as ``mh_adapt``), count proposals (state[slot + 2]) and acceptances
-    (state[slot + 1]) afterwards."""
+    """Book-keeping of one MH step of the parameter whose log step is state[slot]: during
+    burn-in, Robbins-Monro adaptation of the log step towards MH_TARGET acceptance; after it,
+    count proposals (state[slot + 2]) and acceptances (state[slot + 1])."""
     if it < tune:
         p = 1.0 if logratio >= 0.0 else math.exp(logratio)
         state[slot] += (p - MH_TARGET) / (it + 1.0) ** 0.6

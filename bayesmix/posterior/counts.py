@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bayesmix.posterior.kernel_check import FAMILY_WORDS
 
+KPLUS_MEANING = "how many groups the data fill, and how sure: the answer to 'how many groups?'"
 COMPONENTS_MEANING = (
     "how many components the model has, empty ones included: K+ counts those that hold data, "
     "K can be larger when a component would only be filled by more data"
@@ -25,35 +26,29 @@ def _or(ks: list[int]) -> str:
     return s[0] if len(s) == 1 else f"{', '.join(s[:-1])} or {s[-1]}"
 
 
+def _posterior_count_row(entry: dict, name: str, meaning: str) -> dict:
+    """A posterior count (K+ or K): its mode (or tied values) with their probabilities."""
+    tied = entry.get("tied_with_mode") or [entry["mode"]]
+    probs = ", ".join(f"P({k}) = {100 * entry['pmf'][str(k)]:.0f}%" for k in tied)
+    return {
+        "name": name,
+        "value": _or(tied),
+        "detail": f"{probs}; 90% credible set {_set(entry.get('credible_set_90', []))}",
+        "meaning": meaning,
+    }
+
+
 def count_table(summary: dict) -> list[dict]:
     """Rows {name, value, detail, meaning} for K+, the identified clusters, components above
     the weight threshold, the point partition, and EM + BIC / AIC per covariance family."""
     rows = []
-    nc = summary.get("n_clusters") or {}
-    if nc:
-        tied = nc.get("tied_with_mode") or [nc["mode"]]
-        probs = ", ".join(f"P({k}) = {100 * nc['pmf'][str(k)]:.0f}%" for k in tied)
-        rows.append(
-            {
-                "name": "K+, occupied clusters (posterior)",
-                "value": _or(tied),
-                "detail": f"{probs}; 90% credible set {_set(nc.get('credible_set_90', []))}",
-                "meaning": "how many groups the data fill, and how sure: the answer to "
-                "'how many groups?'",
-            }
-        )
-    ncomp = summary.get("n_components")
-    if ncomp:  # a mixture of finite mixtures: K, the components, beside K+
-        tied = ncomp.get("tied_with_mode") or [ncomp["mode"]]
-        probs = ", ".join(f"P({k}) = {100 * ncomp['pmf'][str(k)]:.0f}%" for k in tied)
-        rows.append(
-            {
-                "name": "K, components of the mixture (posterior)",
-                "value": _or(tied),
-                "detail": f"{probs}; 90% credible set {_set(ncomp.get('credible_set_90', []))}",
-                "meaning": COMPONENTS_MEANING,
-            }
-        )
+    for key, name, meaning in (
+        ("n_clusters", "K+, occupied clusters (posterior)", KPLUS_MEANING),
+        ("n_components", "K, components of the mixture (posterior)", COMPONENTS_MEANING),
+    ):
+        entry = summary.get(key)  # n_components: a mixture of finite mixtures only
+        if entry:
+            rows.append(_posterior_count_row(entry, name, meaning))
     ident = summary.get("identified")
     if ident:
         rows.append(
