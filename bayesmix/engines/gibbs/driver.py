@@ -304,7 +304,7 @@ def _prior_draws(
 
 
 def _fill_empty_slots(res: dict, rng: np.random.Generator, cfg: ChainConfig) -> None:
-    """Telescoping: slots K..K_max-1 of a draw carry no weight; give them prior parameters."""
+    """Telescoping: slots K.. of a draw carry no weight; give them prior parameters."""
     s, k, d = res["mu"].shape
     empty = np.argwhere(res["w"] == 0.0)
     if empty.size:
@@ -456,7 +456,12 @@ def sample_gibbs(
         for r, rng in zip(results, rngs, strict=True):
             _pad(r, k_out, rng, cfg)
     elif cfg.algorithm == "telescoping":
+        # keep the slots up to the largest K drawn (K_max can be hundreds), then give the
+        # empty ones prior parameters
+        k_out = max(int(r["state"][:, mixings.K_SLOT].max()) for r in results)
         for r, rng in zip(results, rngs, strict=True):
+            for key in ("w", "mu", "cov"):
+                r[key] = np.ascontiguousarray(r[key][:, :k_out])
             _fill_empty_slots(r, rng, cfg)
     sampling_s = time.perf_counter() - t0
 
