@@ -98,8 +98,8 @@ class FitResult:
 
 
 def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
-    """'auto' -> collapsed Gibbs for conjugate priors (blocked/telescoping Gibbs for mixings the
-    collapsed sampler cannot serve: the dynamic MFM), NUTS otherwise."""
+    """'auto' -> collapsed Gibbs for conjugate priors (blocked Gibbs for a mixing the
+    collapsed sampler cannot serve, should one be added), NUTS otherwise."""
     try:
         chosen = Engine.parse(engine)
     except ValueError as exc:

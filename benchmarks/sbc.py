@@ -109,7 +109,7 @@ MODELS: dict[str, dict[str, Any]] = {
 # collapsed, nuts, so adding models leaves the seeds of the earlier studies unchanged.
 MODEL_ENGINES: dict[str, tuple[str, ...]] = {
     "mfm": ("telescoping", "collapsed"),
-    "mfm_dynamic": ("telescoping",),
+    "mfm_dynamic": ("telescoping", "collapsed"),
 }
 ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2}
 # The shipped kernel defaults (KernelSpec): m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25,

@@ -80,21 +80,22 @@ CASES = {
         ENUM_X2, "diag",
         MixingSpec("mfm", 8, 2.0, None, weights="dynamic",
                    k_prior=KPrior("uniform", (("max", 8.0),))),
-        "mfm_dynamic", {"concentration": 2.0, "k_prior": uniform_k(8)}, None, ("blocked",),
+        "mfm_dynamic", {"concentration": 2.0, "k_prior": uniform_k(8)}, None,
+        ("collapsed", "blocked"),
     ),
     "mfm_dynamic_random_alpha": (
         ENUM_X1, "full",
         MixingSpec("mfm", POISSON_KMAX, None, GammaPrior(3.0, 1.0), weights="dynamic",
                    k_prior=KPrior("poisson", (("rate", 2.0),))),
         "mfm_dynamic", {"k_prior": poisson_k(2.0, POISSON_KMAX, max_tail=1e-8)},
-        {"concentration": ("gamma", 3.0, 1.0)}, ("blocked",),
+        {"concentration": ("gamma", 3.0, 1.0)}, ("collapsed", "blocked"),
     ),
     "mfm_dynamic_f_alpha": (
         ENUM_X2, "full",
         MixingSpec("mfm", 8, None, FPrior(6.0, 3.0), weights="dynamic",
                    k_prior=KPrior("uniform", (("max", 8.0),))),
         "mfm_dynamic", {"k_prior": uniform_k(8)}, {"concentration": ("f", 6.0, 3.0)},
-        ("blocked",),
+        ("collapsed", "blocked"),
     ),
 }  # fmt: skip
 PARAMS = [(name, alg) for name, case in CASES.items() for alg in case[-1]]

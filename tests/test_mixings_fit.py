@@ -70,8 +70,12 @@ def test_engine_choices_for_the_new_mixings():
     spec = dataclasses.replace(
         dynamic, mixing=dataclasses.replace(dynamic.mixing, weights="dynamic")
     )
-    with pytest.raises(InputError, match="cannot be sampled by the collapsed algorithm"):
-        fit(x, spec, engine="collapsed", analyse_clusters=False, **FAST)
-    res = fit(x, spec, analyse_clusters=False, **FAST)  # auto: the telescoping sampler
-    assert res.summary["engine_info"]["algorithm"] == "telescoping"
-    assert "n_components" in res.summary
+    # the dynamic MFM: collapsed given K (the default) or telescoping
+    auto = fit(x, spec, analyse_clusters=False, **FAST)
+    assert auto.summary["engine_info"]["algorithm"] == "collapsed"
+    tele = fit(x, spec, engine="gibbs", analyse_clusters=False, **FAST)
+    assert tele.summary["engine_info"]["algorithm"] == "telescoping"
+    for res in (auto, tele):
+        k, kplus = res.summary["n_components"], res.summary["n_clusters"]
+        assert min(map(int, k["pmf"])) >= min(map(int, kplus["pmf"]))  # K >= K+ in every draw
+        assert k["mean"] >= kplus["mean"]

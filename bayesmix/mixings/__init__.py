@@ -14,9 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesmix.mixings.registry import DP, FINITE, K_SLOT, MFM, PITMAN_YOR, STATE_SIZE
+from bayesmix.mixings.registry import (
+    DP,
+    FINITE,
+    K_SLOT,
+    MFM,
+    MFM_DYNAMIC,
+    PITMAN_YOR,
+    STATE_SIZE,
+)
 
-__all__ = ["DP", "FINITE", "K_SLOT", "MFM", "PITMAN_YOR", "STATE_SIZE"]
+__all__ = ["DP", "FINITE", "K_SLOT", "MFM", "MFM_DYNAMIC", "PITMAN_YOR", "STATE_SIZE"]
 from bayesmix.spec import FPrior, GammaPrior, MixingSpec
 
 K_MAX_DEFAULT_CAP = 500  # largest K the MFM samplers represent when the prior has a long tail
@@ -40,7 +48,7 @@ MIXINGS: dict[str, MixingInfo] = {
     "finite": MixingInfo(FINITE, True, ("collapsed", "blocked"), True),
     "pitman_yor": MixingInfo(PITMAN_YOR, False, ("collapsed", "blocked"), True),
     "mfm_static": MixingInfo(MFM, False, ("collapsed", "telescoping"), False),
-    "mfm_dynamic": MixingInfo(MFM, False, ("telescoping",), False),
+    "mfm_dynamic": MixingInfo(MFM_DYNAMIC, False, ("collapsed", "telescoping"), False),
 }
 
 

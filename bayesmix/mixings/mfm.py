@@ -5,8 +5,10 @@ Frühwirth-Schnatter, Malsiner-Walli & Grün 2021).
 The static MFM is Gibbs-type with sigma = -gamma: EPPF = V_n(t) prod_j (gamma)^(n_j) with
 V_n(t) = sum_{k >= t} k_(t) / (gamma k)^(n) p(k), so a collapsed sweep gives an existing
 cluster n_j + gamma and a new one gamma V_n(t + 1) / V_n(t); K | K+ = t has
-p(K = k | t) ∝ k_(t) / (gamma k)^(n) p(k). The dynamic MFM is not Gibbs-type and is sampled by
-the telescoping sampler (``engines/gibbs/telescoping.py``), conditional on K, with
+p(K = k | t) ∝ k_(t) / (gamma k)^(n) p(k). The dynamic MFM is not Gibbs-type, but given K it
+is the finite Dirichlet(alpha / K) mixture, which is; both samplers condition on K: the
+telescoping sampler (``engines/gibbs/telescoping.py``) and the collapsed one (z | K by the
+finite urn, then ``collapsed_update_dynamic``), with
 p(K = k | z) ∝ p(k) k! / (k - K+)! Γ(k gamma_k) / Γ(k gamma_k + n) prod_j Γ(n_j + gamma_k) / Γ(gamma_k).
 ``logpk[k]`` is log p(K = k) for k = 0..K_max (-inf at k = 0). All sums in log space.
 """
@@ -24,6 +26,7 @@ NEG_INF = -math.inf
 
 
 LOG_TAIL_STOP = 45.0  # stop summing once the terms have fallen e^-45 below the largest
+K_SLOT = 9  # the chain state's slot for K (see ``registry``)
 
 
 @njit(cache=True, nogil=True)
@@ -176,6 +179,20 @@ def _draw_k(conc, dynamic, cnt, kplus, n, logpk, counts):
 def draw_k_given_z(conc, dynamic, cnt, kplus, n, logpk):
     """Telescoping step: K | z ∝ p(k) ``log_dirmult`` (k = K+..K_max); counts cnt[0:K+]."""
     return _draw_k(conc, dynamic, cnt, kplus, n, logpk, True)
+
+
+@njit(cache=True, nogil=True)
+def collapsed_update_dynamic(state, hp, it, tune, cnt, act, nact, n, logpk):
+    """The dynamic MFM in the collapsed sampler, which sweeps z given K (the finite
+    Dirichlet(alpha / K) urn, a Gibbs-type prior with sigma = -alpha / K): then
+    K | partition, alpha (``draw_k_given_z``) and, when random, alpha | K, partition
+    (``telescoping_update``). The occupied clusters' counts are cnt[act[0:nact]]."""
+    c = np.empty(nact, np.int64)
+    for t in range(nact):
+        c[t] = cnt[act[t]]
+    state[K_SLOT] = draw_k_given_z(state[0], True, c, nact, n, logpk)
+    if hp[0] == 0.0:
+        telescoping_update(state, hp, it, tune, int(state[K_SLOT]), True, c, nact, n)
 
 
 @njit(cache=True, nogil=True)

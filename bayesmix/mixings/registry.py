@@ -17,9 +17,15 @@ from numba import njit
 
 from bayesmix.mixings import dp, finite, mfm, pitman_yor, sticks
 
-DP, FINITE, PITMAN_YOR, MFM = 0, 1, 2, 3
+DP, FINITE, PITMAN_YOR, MFM, MFM_DYNAMIC = 0, 1, 2, 3, 4
 STATE_SIZE = 10
-K_SLOT = 9
+K_SLOT = mfm.K_SLOT
+
+
+@njit(cache=True, nogil=True)
+def is_mfm(kind):
+    """Whether the mixing carries K, the number of components, in state[K_SLOT]."""
+    return kind == MFM or kind == MFM_DYNAMIC
 
 
 @njit(cache=True, nogil=True)
@@ -29,6 +35,8 @@ def sigma_of(kind, state):
         return state[pitman_yor.DISCOUNT]
     if kind == FINITE or kind == MFM:
         return -state[0]
+    if kind == MFM_DYNAMIC:
+        return -mfm.gamma_of(state[0], state[K_SLOT], True)
     return 0.0
 
 
@@ -41,6 +49,8 @@ def urn_r(kind, t, state, kfin, n, logpk, vtab):
         return finite.urn_r(t, state[0], kfin)
     if kind == PITMAN_YOR:
         return pitman_yor.urn_r(t, state[0], state[pitman_yor.DISCOUNT])
+    if kind == MFM_DYNAMIC:  # given K: the finite Dirichlet(alpha / K) urn
+        return finite.urn_r(t, mfm.gamma_of(state[0], state[K_SLOT], True), int(state[K_SLOT]))
     return mfm.urn_r(t, state[0], n, logpk, vtab)
 
 
@@ -64,6 +74,8 @@ def collapsed_update(kind, state, hp, it, tune, cnt, act, nact, n, kfin, logpk):
         state[0] = finite.collapsed_update(state, cnt, act, nact, kfin, n, hp[1], hp[2], it, tune)
     elif kind == PITMAN_YOR:
         pitman_yor.collapsed_update(state, hp, it, tune, cnt, act, nact, n)
+    elif kind == MFM_DYNAMIC:
+        mfm.collapsed_update_dynamic(state, hp, it, tune, cnt, act, nact, n, logpk)
     else:
         mfm.collapsed_update(state, hp, it, tune, cnt, act, nact, n, logpk)
 

@@ -88,7 +88,8 @@ def collapsed_chain(
 
     P(z_i = k | rest) ∝ (n_k^{-i} - sigma) t_k(x_i), P(new) ∝ exp(r[t]) t_0(x_i), with t the
     number of occupied clusters and r the mixing's urn (DP: log alpha; PY: log(theta + t sigma);
-    static MFM: log gamma V_n(t+1)/V_n(t)). The finite mixture (kfin labelled slots, sigma =
+    static MFM: log gamma V_n(t+1)/V_n(t); dynamic MFM given K: log((K - t) alpha / K), with K
+    in state[K_SLOT] updated every sweep). The finite mixture (kfin labelled slots, sigma =
     -gamma, r = log((K - t) gamma)) picks one of the empty slots uniformly; the others are
     untruncated and grow their slot arrays as needed. Cluster statistics are recomputed exactly
     at every sweep and updated incrementally (rank-one Cholesky up/downdates) within it.
@@ -106,7 +107,7 @@ def collapsed_chain(
     if seed >= 0:
         np.random.seed(seed)
     if it0 == 0:
-        init_by_centres(x, min(10, kfin) if finite else 10, z)
+        init_by_centres(x, min(10, kfin) if (finite or registry.is_mfm(kind)) else 10, z)
     tc, tp = predictive_tables(n + 1, d, hyp, diag)
     # prior predictive (slot 0 of 1-slot arrays)
     cnt0 = np.zeros(1, np.int64)
@@ -419,7 +420,7 @@ def collapsed_chain(
             if acc and it >= tune:
                 state[4] += 1.0
         # the mixing's hyperparameters | partition
-        if hyper_random:
+        if hyper_random or kind == registry.MFM_DYNAMIC:  # its K is always updated
             registry.collapsed_update(kind, state, hp, it, tune, cnt, act, nact, n, kfin, logpk)
         if it >= tune and (it - tune + 1) % thin == 0:
             s = (it - tune) // thin
@@ -440,7 +441,8 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
     relabelled 0..k-1 by decreasing size (zs is rewritten) and
     DP / Pitman-Yor: (w_1..w_k, w_rest) ~ Dirichlet(n_1 - sigma, .., n_k - sigma, theta + k sigma)
     (sigma = 0, theta = alpha for the DP), the rest mass in slot k with prior parameters;
-    MFM: K from the state, w ~ Dirichlet(gamma + n_1, .., gamma + n_k, gamma, .., gamma) over K
+    MFM: K from the state, w ~ Dirichlet(g + n_1, .., g + n_k, g, .., g) over K (g = gamma, or
+    alpha / K for the dynamic MFM)
     slots (the K - k empty ones with prior parameters). Slots beyond get zero weight and prior
     parameters. Parameters come from the NIW/NIG conditional posterior (the prior when empty).
     out_ll[s] = sum_i log sum_k w_k N(x_i | mu_k, Sigma_k).
@@ -493,12 +495,13 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
         if finite:
             for k in range(kc):
                 logw[k] = log_gamma_rv(conc + cnt[k])
-        elif kind == registry.MFM:
+        elif registry.is_mfm(kind):
             kk = int(states[s, registry.K_SLOT])
+            g = mfm.gamma_of(conc, kk, kind == registry.MFM_DYNAMIC)
             for k in range(kc):
                 logw[k] = NEG_INF
             for k in range(kk):
-                logw[k] = log_gamma_rv(conc + cnt[k])
+                logw[k] = log_gamma_rv(g + cnt[k])
         else:
             sig = registry.sigma_of(kind, states[s])
             for k in range(kc):

@@ -188,7 +188,7 @@ def _collapsed_slots(cfg: ChainConfig, out: dict) -> int:
     else the largest number of occupied clusters + 1 (the rest mass)."""
     if cfg.labelled:
         return cfg.n_components
-    if cfg.kind == mixings.MFM:
+    if cfg.kind in (mixings.MFM, mixings.MFM_DYNAMIC):
         return int(out["state"][:, mixings.K_SLOT].max())
     return int(out["k"].max()) + 1
 
@@ -212,7 +212,8 @@ def _warmup(cfg: ChainConfig, d: int) -> float:
     state0 = np.zeros(mixings.STATE_SIZE)
     state0[0] = 1.0
     state0[5] = 0.25 if cfg.kind == mixings.PITMAN_YOR else 0.0
-    state0[mixings.K_SLOT] = min(3, cfg.n_components) if cfg.kind == mixings.MFM else 0.0
+    mfm_kind = cfg.kind in (mixings.MFM, mixings.MFM_DYNAMIC)
+    state0[mixings.K_SLOT] = min(3, cfg.n_components) if mfm_kind else 0.0
     st = _init_state(small, 6, d, state0)
     out = _alloc(small, 6, d, 2)
     _kernel_call(small, xt, st, out, 0, 3, 1)
