@@ -99,12 +99,15 @@ class FitResult:
 
 def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
     """'auto' -> collapsed Gibbs for conjugate priors (blocked Gibbs for a mixing the
-    collapsed sampler cannot serve, should one be added), NUTS otherwise."""
+    collapsed sampler cannot serve, should one be added), blocked or telescoping Gibbs for
+    semi-conjugate ones, NUTS otherwise."""
     try:
         chosen = Engine.parse(engine)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if chosen is Engine.AUTO:
+        if spec.kernel.prior == "semi_conjugate":  # blocked / telescoping Gibbs only
+            return Engine.GIBBS
         if not spec.is_conjugate:
             return Engine.NUTS
         from bayesmix import mixings
@@ -126,8 +129,10 @@ def run_engine(
     seed: int,
     progress: bool,
     cores: int | None = None,
+    thin: int = 1,
 ) -> Draws:
-    """Dispatch to the NUTS or Gibbs engine (standardised data in, standardised draws out)."""
+    """Dispatch to the NUTS or Gibbs engine (standardised data in, standardised draws out);
+    ``thin`` applies to the Gibbs engines."""
     common = dict(chains=chains, draws=draws, tune=tune, seed=seed, progress=progress, cores=cores)
     if engine is Engine.NUTS:
         from bayesmix.engines.nuts import sample_nuts
@@ -139,7 +144,7 @@ def run_engine(
         from bayesmix.engines.gibbs import sample_gibbs
 
         algorithm = "blocked" if engine is Engine.GIBBS else "collapsed"
-        return sample_gibbs(spec, x, algorithm=algorithm, **common)
+        return sample_gibbs(spec, x, algorithm=algorithm, thin=thin, **common)
     raise InputError(f"unknown engine '{engine}' (choose {', '.join(ENGINE_CHOICES)})")
 
 
@@ -185,6 +190,7 @@ def fit(
         seed=seed,
         progress=progress,
         cores=cores,
+        thin=opts.gibbs_thin,
     )
     dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command})
     summary = summarize(dt, engine_info=draws_obj.info)

@@ -26,7 +26,9 @@ K_PRIOR_FAMILIES = {  # family -> its parameters (on K - 1, except uniform on K)
     "bnb": ("a_lambda", "a_pi", "b_pi"),
 }
 COVARIANCES = ("full", "diag")
-KERNEL_PRIORS = ("conjugate", "weakly_informative")
+KERNEL_PRIORS = ("conjugate", "semi_conjugate", "weakly_informative")
+KERNEL_SCALES = ("hierarchical", "fixed")
+MEAN_CENTRES = ("midrange", "median")
 SAMPLERS = ("nutpie", "pymc")
 # models/ at the repository root is the source of truth; bayesmix/models links to it
 # and is shipped as package data, so names resolve from any directory.
@@ -123,6 +125,17 @@ class KernelSpec:
     conjugate, full covariance: Normal-Inverse-Wishart,
         Sigma ~ IW(nu0, psi0 * I), mu | Sigma ~ N(m0, Sigma / kappa0);
         nu0 defaults to D + 2 so that E[Sigma] = psi0 * I.
+    semi_conjugate: mu independent of Sigma, with a hierarchical (or fixed) scale
+        (``bayesmix.kernels.semiconj``; blocked and telescoping Gibbs only), data-scaled by the
+        range R_d of each feature:
+        mu ~ N(b0, mean_var * diag(R_d^2)), b0 = the midrange (``mean_centre``) or the median;
+        Sigma^{-1} ~ W(c0, C0) (Sigma ~ IW(2 c0, 2 C0)), C0 ~ W(g0, G0 * diag(1 / R_d^2))
+        (``scale = "hierarchical"``) or C0 = its prior mean g0 / G0 * diag(R_d^2) (``"fixed"``).
+        Defaults (None): in 1-D Richardson & Green (1997): c0 = 2, g0 = 0.2, G0 = 10, midrange;
+        for D >= 2 Fruehwirth-Schnatter, Malsiner-Walli & Gruen (2021) / telescope:
+        c0 = 2.5 + (D - 1)/2, g0 = 0.5 + (D - 1)/2, G0 = 100 g0 / c0, median.
+        ``data_scaled = false`` fixes R_d = 1 and b0 = m0 (a prior that does not look at the
+        data, on the standardised scale).
     weakly_informative: mu ~ N(m0, mu_sd^2), sigma ~ HalfNormal(sigma_sd),
         and for full covariance an LKJ(lkj_eta) correlation (NUTS only).
     """
@@ -138,6 +151,27 @@ class KernelSpec:
     mu_sd: float = 2.0
     sigma_sd: float = 1.0
     lkj_eta: float = 2.0
+    scale: str = "hierarchical"
+    c0: float | None = None
+    g0: float | None = None
+    G0: float | None = None  # noqa: N815 (the literature's name)
+    mean_centre: str | None = None
+    mean_var: float = 1.0
+    data_scaled: bool = True  # False: R_d = 1 and b0 = m0 (a data-independent prior, e.g. SBC)
+
+    def semi_defaults(self, d: int) -> tuple[float, float, float, str]:
+        """(c0, g0, G0, mean centre) of the semi-conjugate prior in dimension d (class docstring)."""
+        if d == 1:
+            c0, g0, centre = 2.0, 0.2, "midrange"
+        else:
+            c0, g0, centre = 2.5 + (d - 1) / 2, 0.5 + (d - 1) / 2, "median"
+        c0 = self.c0 if self.c0 is not None else c0
+        g0 = self.g0 if self.g0 is not None else g0
+        if self.G0 is not None:
+            g = self.G0
+        else:
+            g = 10.0 if d == 1 else 100.0 * g0 / c0
+        return float(c0), float(g0), float(g), self.mean_centre or centre
 
     def nu0_for(self, d: int) -> float:
         """Inverse-Wishart degrees of freedom for dimension d."""
@@ -154,6 +188,7 @@ class SamplerSpec:
     draws: int = 1000
     tune: int = 1000
     gibbs_draws: int = 5000  # Gibbs sweeps are cheap: keep more draws for the same wall time
+    gibbs_thin: int = 1  # Gibbs engines keep every gibbs_thin-th sweep (slowly mixing samplers)
     target_accept: float | None = None  # NUTS step-size target (None: the backend's 0.8)
     seed: int = 20261126
 
@@ -398,7 +433,23 @@ def _parse_kernel(where: str, table: dict) -> KernelSpec:
         if isinstance(m0, bool) or not isinstance(m0, (int, float)):
             raise _err(where, "kernel.m0", f"must be a number, got {m0!r}")
         kw["m0"] = float(m0)
-    for key in ("kappa0", "a0", "b0", "nu0", "psi0", "mu_sd", "sigma_sd", "lkj_eta"):
+    if "scale" in table:
+        kw["scale"] = _choice(where, "kernel.scale", table["scale"], KERNEL_SCALES)
+    if "mean_centre" in table:
+        kw["mean_centre"] = _choice(where, "kernel.mean_centre", table["mean_centre"], MEAN_CENTRES)
+    if "data_scaled" in table:
+        if not isinstance(table["data_scaled"], bool):
+            raise _err(
+                where, "kernel.data_scaled", f"must be true or false, got {table['data_scaled']!r}"
+            )
+        kw["data_scaled"] = table["data_scaled"]
+    semi_keys = ("scale", "c0", "g0", "G0", "mean_centre", "mean_var", "data_scaled")
+    if table.get("prior", "conjugate") != "semi_conjugate":
+        for key in semi_keys:
+            if key in table:
+                raise _err(where, f"kernel.{key}", "applies only to prior = 'semi_conjugate'")
+    positive = ("kappa0", "a0", "b0", "nu0", "psi0", "mu_sd", "sigma_sd", "lkj_eta")
+    for key in positive + ("c0", "g0", "G0", "mean_var"):
         if key in table:
             kw[key] = _positive(where, f"kernel.{key}", table[key])
     return KernelSpec(**kw)
@@ -411,7 +462,7 @@ def _parse_sampler(where: str, table: dict) -> SamplerSpec:
         kw["engine"] = _choice(where, "sampler.engine", table["engine"], ENGINES)
     if "sampler" in table:
         kw["sampler"] = _choice(where, "sampler.sampler", table["sampler"], SAMPLERS)
-    for key in ("chains", "draws", "tune", "gibbs_draws"):
+    for key in ("chains", "draws", "tune", "gibbs_draws", "gibbs_thin"):
         if key in table:
             kw[key] = _positive(where, f"sampler.{key}", table[key], integer=True)
     if "target_accept" in table:

@@ -503,6 +503,7 @@ def exact_posterior(
     grid_step: float = DEFAULT_GRID_STEP,
     grid_tail: float = DEFAULT_GRID_TAIL,
     grids: dict | None = None,
+    partition_ll: np.ndarray | None = None,
 ) -> dict:
     """Exact posterior of a Gaussian mixture by enumerating all set partitions of x.
 
@@ -516,6 +517,9 @@ def exact_posterior(
         ("f", df1, df2) | ("beta", a, b)}; "strength" (Pitman-Yor) puts the prior on
         theta + sigma; "discount" takes a beta prior (and then theta must be >= 0 if fixed).
     grid_step, grid_tail: see ``hyper_grid``; grids: {name: nodes} overrides a grid.
+    partition_ll: the kernel side log L(partition) over ``set_partitions(N)`` when it is not
+        the conjugate product of ``partition_log_likelihoods`` (e.g. ``exact_semiconj``);
+        ``hyp`` is then ignored.
 
     Returns a dict:
         n, kplus_pmf (k = 0..N; entry 0 is 0), log_evidence (log p(x)),
@@ -547,7 +551,7 @@ def exact_posterior(
     n = len(x)
 
     # Kernel side: log likelihood of each set partition, summed within size classes
-    ll = partition_log_likelihoods(x, hyp, diag)
+    ll = partition_log_likelihoods(x, hyp, diag) if partition_ll is None else partition_ll
     classes, cls = size_classes(n)
     log_l = np.array([logsumexp(ll[cls == c]) for c in range(len(classes))])
 

@@ -74,6 +74,42 @@ def test_spec_from_path(tmp_path):
             "key 'sampler.engine'",
         ),
         ({"mixing": "dp"}, "key 'mixing': must be a table"),
+        (
+            {"mixing": {"type": "dp", "alpha": 1}, "kernel": {"c0": 2.0}},
+            "key 'kernel.c0': applies only to prior = 'semi_conjugate'",
+        ),
+        (
+            {
+                "mixing": {"type": "dp", "alpha": 1},
+                "kernel": {"prior": "semi_conjugate", "scale": "learned"},
+            },
+            "key 'kernel.scale': must be one of hierarchical, fixed",
+        ),
+        (
+            {
+                "mixing": {"type": "dp", "alpha": 1},
+                "kernel": {"prior": "semi_conjugate", "G0": -1.0},
+            },
+            "key 'kernel.G0': must be > 0",
+        ),
+        (
+            {
+                "mixing": {"type": "dp", "alpha": 1},
+                "kernel": {"prior": "semi_conjugate", "mean_centre": "mean"},
+            },
+            "key 'kernel.mean_centre': must be one of midrange, median",
+        ),
+        (
+            {
+                "mixing": {"type": "dp", "alpha": 1},
+                "kernel": {"prior": "semi_conjugate", "data_scaled": "yes"},
+            },
+            "key 'kernel.data_scaled': must be true or false",
+        ),
+        (
+            {"mixing": {"type": "dp", "alpha": 1}, "sampler": {"gibbs_thin": 0}},
+            "key 'sampler.gibbs_thin'",
+        ),
     ],
 )
 def test_bad_specs_name_the_key(table, message):

@@ -24,6 +24,8 @@ class Draws:
                      strength); None when fixed
       params: name -> (C, S) every random parameter of the mixing (concentration, discount,
               K of an MFM), as the posterior group stores them
+      kernel_params: name -> (C, S, D, D) the kernel's random hyperparameters (the scale C0
+              of a semi-conjugate kernel with a hierarchical scale; precision units)
       z:    (C, S, N) int    allocations, when the engine samples them natively
       sample_stats: name -> (C, S) array (e.g. ``diverging``)
       timing: ``compile_s`` and ``sampling_s`` in seconds
@@ -37,6 +39,7 @@ class Draws:
     z: np.ndarray | None = None
     sampler: str | None = None  # the NUTS backend (nutpie, pymc); None for Gibbs
     params: dict[str, np.ndarray] = field(default_factory=dict)  # the mixing's, by name
+    kernel_params: dict[str, np.ndarray] = field(default_factory=dict)
     sample_stats: dict[str, np.ndarray] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)

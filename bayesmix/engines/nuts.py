@@ -43,6 +43,10 @@ def sample_nuts(
     """
     extra = {} if target_accept is None else {"target_accept": target_accept}
     t0 = time.perf_counter()
+    if spec.kernel.prior == "semi_conjugate":
+        from bayesmix.kernels.pymc import build_kernel
+
+        build_kernel(spec.kernel, 1, 1)  # the clear error, before the mixing's
     model = build_model(spec, x)
     init = initial_values(spec, x, seed)
     kwargs = dict(

@@ -78,6 +78,13 @@ def build_kernel(kernel: KernelSpec, k: int, d: int):
     """Component priors for K components in D dimensions: returns (mu, A)."""
     if kernel.prior == "conjugate":
         return conjugate(kernel, k, d)
+    if kernel.prior == "semi_conjugate":
+        from bayesmix.errors import InputError
+
+        raise InputError(
+            "kernel.prior = 'semi_conjugate' runs on the Gibbs engines only (--engine gibbs: "
+            "blocked, or telescoping for an MFM); NUTS takes 'conjugate' or 'weakly_informative'"
+        )
     return weakly_informative(kernel, k, d)
 
 

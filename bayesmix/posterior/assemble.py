@@ -82,6 +82,13 @@ def build_datatree(
         lp = mixings.log_prior(spec.mixing, name, params)
         if lp is not None:
             log_prior[name] = (CD, lp)
+    for name, c0 in draws.kernel_params.items():
+        # Sigma^{-1} ~ W(c0, C0): C0 scales like Sigma, so C0_data = S C0 S (S = diag(scale))
+        c0d = c0 * data.scale[:, None] * data.scale[None, :]
+        if d == 1:  # Richardson & Green's beta
+            post["beta" if name == "C0" else name] = (CD, c0d[..., 0, 0])
+        else:
+            post[name] = (CD + ("feature", "feature_bis"), c0d)
     kplus = n_clusters(z)
     sample_stats = {key: (CD, np.asarray(v)) for key, v in draws.sample_stats.items()}
     sample_stats["log_likelihood"] = (CD, loglik.sum(axis=-1))

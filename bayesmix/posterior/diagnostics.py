@@ -75,12 +75,16 @@ def diagnose(values: np.ndarray, name: str = "value") -> dict:
 
 
 def mixing_check(
-    kplus: np.ndarray, engine: Engine | str, split_merge_accept: list[float] | None = None
+    kplus: np.ndarray,
+    engine: Engine | str,
+    split_merge_accept: list[float] | None = None,
+    collapsible: bool = True,
 ) -> list[str]:
     """Warnings for Gibbs chains that do not move between partitions.
 
     A chain whose K+ never changed, or (collapsed engine) whose split-merge acceptance rate is
-    below ``SPLIT_MERGE_MIN_ACCEPT``, explores one number of clusters only.
+    below ``SPLIT_MERGE_MIN_ACCEPT``, explores one number of clusters only. ``collapsible``:
+    whether the advice may name the collapsed engine (not for semi-conjugate kernels).
     """
     eng = Engine.parse(engine)
     if not eng.is_gibbs:
@@ -92,7 +96,11 @@ def mixing_check(
     still = [c for c in range(k.shape[0]) if np.ptp(k[c]) == 0]
     if still:
         which = ", ".join(f"{c} (K+ = {int(k[c, 0])})" for c in still)
-        other = "; or use --engine collapsed (split-merge moves)" if eng is Engine.GIBBS else ""
+        other = (
+            "; or use --engine collapsed (split-merge moves)"
+            if eng is Engine.GIBBS and collapsible
+            else ""
+        )
         out.append(
             f"K+ never changed within chain(s) {which}: the sampler did not move between "
             "numbers of clusters, so the posterior of K+ may only reflect where it started; run "
@@ -110,12 +118,15 @@ def mixing_check(
     return out
 
 
-def constant_warning(name: str, v: np.ndarray, engine: Engine | None, sm: list | None) -> str:
+def constant_warning(
+    name: str, v: np.ndarray, engine: Engine | None, sm: list | None, collapsible: bool = True
+) -> str:
     """The one warning for a quantity equal in every draw of every chain."""
     rate = ""
     if sm:
         rate = f" (split-merge acceptance {100 * max(sm):.2f}% at most)"
-    extra = "; --engine collapsed has split-merge moves" if engine is Engine.GIBBS else ""
+    gibbs = engine is Engine.GIBBS and collapsible
+    extra = "; --engine collapsed has split-merge moves" if gibbs else ""
     return (
         f"{name} = {v.flat[0]:g} in every draw of every chain{rate}: either the posterior is "
         "sure of it, or no chain ever left its starting partition; R-hat and ESS cannot tell "
@@ -132,6 +143,7 @@ def diagnostics(
     divergences: int | None,
     engine: Engine | str = "",
     split_merge_accept: list[float] | None = None,
+    collapsible: bool = True,
 ) -> dict:
     """Diagnose each (chain, draw) quantity and turn failures into actionable warnings.
 
@@ -148,7 +160,7 @@ def diagnostics(
     for name, d in per.items():
         v = np.asarray(quantities[name])
         if np.ptp(v) == 0 and np.all(np.isfinite(v)):
-            text = constant_warning(name, v, eng, split_merge_accept)
+            text = constant_warning(name, v, eng, split_merge_accept, collapsible)
             warn.append(text)
             if name == "K+":
                 moving.append(text)
@@ -172,13 +184,13 @@ def diagnostics(
             advice = "run more draws (--draws, --tune)"
             if name == "K+" and eng is Engine.NUTS:
                 advice += "; with conjugate priors --engine collapsed mixes far better"
-            elif name == "K+" and eng is Engine.GIBBS:
+            elif name == "K+" and eng is Engine.GIBBS and collapsible:
                 advice += "; --engine collapsed (split-merge moves) mixes K+ faster"
             warn.append(f"{'; '.join(problems)} for {name}: {advice}")
     if eng is not None:
         kplus = quantities.get("K+")
         if kplus is not None:
-            extra = mixing_check(kplus, eng, split_merge_accept)
+            extra = mixing_check(kplus, eng, split_merge_accept, collapsible)
             warn += extra
             moving += extra
     if divergences:

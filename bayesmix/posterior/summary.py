@@ -90,7 +90,11 @@ def summarize(
         "concentration": conc,
         "mixing_parameters": params,
         "diagnostics": diagnostics(
-            label_invariant(dt), divergences, engine, info.get("split_merge_accept_rate")
+            label_invariant(dt),
+            divergences,
+            engine,
+            info.get("split_merge_accept_rate"),
+            collapsible=not str(info.get("kernel", "")).startswith("semi_conjugate"),
         ),
         "data": {
             "n_obs": int(n_obs),

@@ -11,11 +11,11 @@ from numba import njit
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
     cluster_stats,
-    draw_params_all,
     mixture_loglik,
     mixture_pass,
     mixture_prepare,
 )
+from bayesmix.kernels.semiconj import draw_kernel_params
 from bayesmix.mixings import registry
 from bayesmix.mixings.dp import dp_label_moves
 
@@ -23,15 +23,17 @@ NEG_INF = -np.inf
 
 
 @njit(cache=True, nogil=True)
-def blocked_update_given_z(x, z, logw, mu, lc, state, kind, hyp, diag, ws):
+def blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, start):
     """Weights | z (the mixing's, ``registry.blocked_weights``: sticks or Dirichlet; log v_k and
     log(1 - v_k) kept in ws for the hyperparameters and the label moves), then component
-    parameters | z (empty components from the prior)."""
+    parameters | z (the kernel's, ``semiconj.draw_kernel_params``; empty components from the
+    prior)."""
     cnt, xbar, scat, _, psi, wa, wb, wc, wl, lv, l1v = ws[:11]
     kk = logw.shape[0]
     cluster_stats(x, z, kk, cnt, xbar, scat, diag)
     registry.blocked_weights(kind, cnt, state, lv, l1v, logw)
-    draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl)
+    wk = (psi, wa, wb, wc, wl)
+    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, wk, start)
 
 
 @njit(cache=True, nogil=True)
@@ -67,6 +69,9 @@ def blocked_chain(
     diag,
     kind,
     hp,
+    kern,
+    hs,
+    c0m,
     it0,
     n_iter,
     tune,
@@ -80,6 +85,7 @@ def blocked_chain(
     out_state,
     out_ll,
     out_k,
+    out_c0,
 ):
     """Run sweeps it0 .. it0+n_iter-1 of the blocked Gibbs sampler, mutating the chain state.
 
@@ -89,6 +95,8 @@ def blocked_chain(
     hyperparameters (``registry.blocked_update``: DP alpha | v ~ Gamma(a + T - 1,
     b - sum_{k<T} log(1 - v_k)); finite gamma and Pitman-Yor (theta, sigma) by random-walk MH).
     state: see ``bayesmix.mixings.registry`` (copied into out_state per kept draw).
+    kern, hs, c0m: the kernel (``bayesmix.kernels.semiconj``: conjugate with ``hyp``, or
+    semi-conjugate with ``hs`` and the scale C0 in c0m, copied into out_c0 per kept draw).
     seed >= 0 reseeds numba's RNG; it0 == 0 initialises z by random centres.
     The log-likelihood of saved draw s is the log-sum-exp of the next z step (or computed at
     the end of the call).
@@ -118,7 +126,7 @@ def blocked_chain(
     li = np.empty((kk, d, d))
     if it0 == 0:
         init_by_centres(x, min(kk, 10), z)
-        blocked_update_given_z(x, z, logw, mu, lc, state, kind, hyp, diag, ws)
+        blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, True)
     pending = -1
     for it in range(it0, it0 + n_iter):
         # z | w, theta
@@ -128,7 +136,7 @@ def blocked_chain(
             out_ll[pending] = ll
             pending = -1
         # w, theta | z
-        blocked_update_given_z(x, z, logw, mu, lc, state, kind, hyp, diag, ws)
+        blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, False)
         if kind == registry.DP and label_moves:
             dp_label_moves(z, logw, mu, lc, ws)
         # the mixing's hyperparameters | weights
@@ -143,6 +151,7 @@ def blocked_chain(
                     kp += 1
             out_k[s] = kp
             save_draw(s, z, logw, mu, lc, state, out_z, out_w, out_mu, out_cov, out_state)
+            out_c0[s] = c0m
             pending = s
     if pending >= 0:
         out_ll[pending] = mixture_loglik(x, logw, mu, lc, diag)

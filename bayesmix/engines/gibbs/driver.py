@@ -1,4 +1,5 @@
-"""Gibbs engines for conjugate Gaussian mixtures: spec + standardised data -> Draws.
+"""Gibbs engines for conjugate and semi-conjugate Gaussian mixtures: spec + standardised data
+-> Draws.
 
 Two algorithms share the numba kernels of this package and of ``bayesmix.kernels.niw``:
 
@@ -36,6 +37,7 @@ from bayesmix.engines.base import Draws
 from bayesmix.engines.gibbs import blocked, collapsed, telescoping
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
+from bayesmix.kernels import semiconj
 from bayesmix.spec import ModelSpec
 
 ALGORITHMS = ("blocked", "collapsed")
@@ -63,11 +65,35 @@ class ChainConfig:
     thin: int
     label_moves: bool = True  # blocked DP only
     split_merge: int = 1  # collapsed only: split-merge moves per sweep
+    kern: int = semiconj.CONJUGATE  # the kernel's code (bayesmix.kernels.semiconj)
+    hs: tuple[float, ...] = (0.0, 0.0, 0.0)  # semi-conjugate hyperparameters (semiconj.layout)
+
+
+def semi_hyper(spec: ModelSpec, x: np.ndarray) -> tuple[float, ...]:
+    """The data-scaled semi-conjugate hyperparameters (``KernelSpec`` docstring) of data x:
+    b0 = midrange or median, B0 = mean_var * R_d^2, G0 = G0 / R_d^2, R_d the range (R_d = 1
+    and b0 = m0 if not ``kernel.data_scaled``)."""
+    kern = spec.kernel
+    d = x.shape[1]
+    c0, g0, g, centre = kern.semi_defaults(d)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    if kern.data_scaled:
+        r = hi - lo
+        r = np.where(r > 0, r, 1.0)  # a constant feature: unit range (standardised data)
+        b0 = 0.5 * (lo + hi) if centre == "midrange" else np.median(x, axis=0)
+    else:
+        r, b0 = np.ones(d), np.full(d, float(kern.m0))
+    if not 2.0 * c0 > d - 1:
+        raise InputError(
+            f"kernel.c0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions, got {c0}"
+        )
+    hs = semiconj.layout(c0, g0, kern.scale == "hierarchical", b0, kern.mean_var * r**2, g / r**2)
+    return tuple(float(v) for v in hs)
 
 
 def _config(
     spec: ModelSpec,
-    d: int,
+    x: np.ndarray,
     algorithm: str,
     draws: int,
     tune: int,
@@ -76,11 +102,18 @@ def _config(
     split_merge: int = 1,
 ) -> ChainConfig:
     kern, mix = spec.kernel, spec.mixing
-    if kern.prior != "conjugate":
-        extra = " (Normal/HalfNormal/LKJ)" if kern.prior == "weakly_informative" else ""
+    d = x.shape[1]
+    if kern.prior == "weakly_informative":
         raise InputError(
-            f"the gibbs engine needs kernel.prior = 'conjugate'; this spec uses "
-            f"'{kern.prior}'{extra}; use --engine nuts"
+            "the gibbs engine needs kernel.prior = 'conjugate' or 'semi_conjugate'; this spec "
+            "uses 'weakly_informative' (Normal/HalfNormal/LKJ); use --engine nuts"
+        )
+    semi = kern.prior == "semi_conjugate"
+    if semi and algorithm == "collapsed":
+        raise InputError(
+            "the collapsed engine integrates the component parameters out and needs "
+            "kernel.prior = 'conjugate'; this spec uses 'semi_conjugate' (mean independent of "
+            "the covariance): use --engine gibbs (blocked, or telescoping for an MFM)"
         )
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
@@ -123,6 +156,8 @@ def _config(
         thin=thin,
         label_moves=bool(label_moves),
         split_merge=int(split_merge),
+        kern=semiconj.SEMI_CONJUGATE if semi else semiconj.CONJUGATE,
+        hs=semi_hyper(spec, x) if semi else (0.0, 0.0, 0.0),
     )
 
 
@@ -144,6 +179,7 @@ def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray
             mu=np.zeros((draws, t, d)),
             cov=np.zeros((draws, t, d, d)),
             ll=np.zeros(draws),
+            c0=np.zeros((draws, d, d)),
         )
     return out
 
@@ -153,6 +189,8 @@ def _init_state(cfg: ChainConfig, n: int, d: int, state0: np.ndarray) -> dict[st
     if cfg.algorithm != "collapsed":
         t = cfg.n_components
         st.update(logw=np.zeros(t), mu=np.zeros((t, d)), l=np.zeros((t, d, d)))
+        hs = np.asarray(cfg.hs)
+        st["c0"] = semiconj.initial_scale(hs, d) if cfg.kern else np.zeros((d, d))
     return st
 
 
@@ -163,18 +201,19 @@ def _kernel_call(
     hyp = np.asarray(cfg.hyp, dtype=np.float64)
     hp = np.asarray(cfg.hp, dtype=np.float64)
     logpk = np.asarray(cfg.logpk, dtype=np.float64)
+    hs = np.asarray(cfg.hs, dtype=np.float64)
     sweeps = (int(it0), int(n_iter), int(cfg.tune), int(cfg.thin), int(seed))
     if cfg.algorithm == "blocked":
         blocked.blocked_chain(
             x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.kind, hp,
-            *sweeps, cfg.label_moves, out["z"], out["w"], out["mu"], out["cov"], out["state"],
-            out["ll"], out["k"],
+            cfg.kern, hs, st["c0"], *sweeps, cfg.label_moves, out["z"], out["w"], out["mu"],
+            out["cov"], out["state"], out["ll"], out["k"], out["c0"],
         )  # fmt: skip
     elif cfg.algorithm == "telescoping":
         telescoping.telescoping_chain(
             x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.dynamic,
-            hp, logpk, *sweeps, out["z"], out["w"], out["mu"], out["cov"], out["state"],
-            out["ll"], out["k"],
+            hp, logpk, cfg.kern, hs, st["c0"], *sweeps, out["z"], out["w"], out["mu"],
+            out["cov"], out["state"], out["ll"], out["k"], out["c0"],
         )  # fmt: skip
     else:
         collapsed.collapsed_chain(
@@ -304,14 +343,43 @@ def _prior_draws(
     return mu, cov
 
 
+def _semi_prior_draws(
+    rng: np.random.Generator, c0: np.ndarray, cfg: ChainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (mu, Sigma) draw from the semi-conjugate prior per scale C0 in c0 (m, D, D):
+    mu ~ N(b0, B0), Sigma ~ IW(2 c0, 2 C0) (``bayesmix.kernels.semiconj``)."""
+    m, d = c0.shape[0], c0.shape[1]
+    hs = np.asarray(cfg.hs)
+    shape, b0, bvar = hs[0], hs[3 : 3 + d], hs[3 + d : 3 + 2 * d]
+    mu = b0 + np.sqrt(bvar) * rng.standard_normal((m, d))
+    if cfg.diag:
+        idx = np.arange(d)
+        cov = np.zeros((m, d, d))
+        cov[:, idx, idx] = c0[:, idx, idx] / rng.gamma(shape, 1.0, size=(m, d))
+        return mu, cov
+    # Sigma^{-1} ~ W(2 c0, (2 C0)^{-1}) = R A A^T R^T with R R^T = (2 C0)^{-1} (Bartlett)
+    a = np.zeros((m, d, d))
+    for i in range(d):
+        a[:, i, i] = np.sqrt(rng.chisquare(2.0 * shape - i, size=m))
+        a[:, i, :i] = rng.standard_normal((m, i))
+    r = np.linalg.cholesky(np.linalg.inv(2.0 * c0))
+    ra = r @ a
+    cov = np.linalg.inv(ra @ np.swapaxes(ra, 1, 2))
+    return mu, 0.5 * (cov + np.swapaxes(cov, 1, 2))
+
+
 def _fill_empty_slots(res: dict, rng: np.random.Generator, cfg: ChainConfig) -> None:
     """Telescoping: slots K.. of a draw carry no weight; give them prior parameters."""
     s, k, d = res["mu"].shape
     empty = np.argwhere(res["w"] == 0.0)
-    if empty.size:
+    if not empty.size:
+        return
+    if cfg.kern == semiconj.SEMI_CONJUGATE:
+        mu, cov = _semi_prior_draws(rng, res["c0"][empty[:, 0]], cfg)
+    else:
         mu, cov = _prior_draws(rng, len(empty), d, cfg)
-        res["mu"][empty[:, 0], empty[:, 1]] = mu
-        res["cov"][empty[:, 0], empty[:, 1]] = cov
+    res["mu"][empty[:, 0], empty[:, 1]] = mu
+    res["cov"][empty[:, 0], empty[:, 1]] = cov
 
 
 def _pad(res: dict, k_out: int, rng: np.random.Generator, cfg: ChainConfig) -> None:
@@ -419,7 +487,7 @@ def sample_gibbs(
         raise InputError(f"chains must be a positive integer, got {chains!r}")
     if not (isinstance(split_merge, int) and split_merge >= 0):
         raise InputError(f"split_merge must be a non-negative integer, got {split_merge!r}")
-    cfg = _config(spec, d, algorithm, draws, tune, thin, label_moves, split_merge)
+    cfg = _config(spec, xa, algorithm, draws, tune, thin, label_moves, split_merge)
 
     # seeds: chain c -> (numba chain seed, numba post-processing seed) + numpy Generator
     kids = np.random.SeedSequence(seed).spawn(chains)
@@ -485,6 +553,7 @@ def sample_gibbs(
         "start_method": method,
         "workers": workers,
         "sweeps": total,
+        "thin": cfg.thin,
         "chain_sweep_s": [r["sweep_s"] for r in results],
         "chain_sweep_cpu_s": [r["sweep_cpu_s"] for r in results],
         "chain_post_s": [r["post_s"] for r in results],
@@ -499,6 +568,14 @@ def sample_gibbs(
         info["concentration_mh_step"] = [math.exp(r["log_step"]) for r in results]
     if "discount" in params:
         info["discount_accept_rate"] = [r["accept_discount"] for r in results]
+    kernel_params = {}
+    if cfg.kern == semiconj.SEMI_CONJUGATE:
+        info["kernel"] = "semi_conjugate_" + ("diag" if cfg.diag else "full")
+        info["kernel_hyper"] = {
+            key: list(val) for key, val in semiconj.unpack(np.asarray(cfg.hs), d).items()
+        }
+        if spec.kernel.scale == "hierarchical":
+            kernel_params["C0"] = stack("c0")
     primary = spec.mixing.concentration_name
     return Draws(
         w=stack("w"),
@@ -508,6 +585,7 @@ def sample_gibbs(
         params=params,
         engine=Engine.GIBBS if algorithm == "blocked" else Engine.COLLAPSED,
         z=stack("z"),
+        kernel_params=kernel_params,
         sample_stats=sample_stats,
         timing={"compile_s": compile_s, "sampling_s": sampling_s},
         info=info,

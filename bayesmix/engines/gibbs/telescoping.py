@@ -21,11 +21,11 @@ from bayesmix.engines.gibbs.blocked import save_draw
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
     cluster_stats,
-    draw_params_all,
     mixture_loglik,
     mixture_pass,
     mixture_prepare,
 )
+from bayesmix.kernels.semiconj import draw_kernel_params
 from bayesmix.mixings import mfm, registry
 from bayesmix.numerics.linalg import logsumexp
 from bayesmix.numerics.rng import log_gamma_rv
@@ -62,7 +62,9 @@ def _front_occupied(z, cnt, kk, mu, lc, perm):
 
 
 @njit(cache=True, nogil=True)
-def _weights_and_params(x, z, kk, logw, mu, lc, state, dynamic, hyp, diag, ws):
+def _weights_and_params(
+    x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, start
+):
     """w | z, K and theta | z over the first kk components (slots >= kk: weight 0)."""
     cnt, xbar, scat, psi, wa, wb, wc, wl = ws
     cluster_stats(x, z, kk, cnt, xbar, scat, diag)
@@ -72,16 +74,18 @@ def _weights_and_params(x, z, kk, logw, mu, lc, state, dynamic, hyp, diag, ws):
     lse = logsumexp(logw, kk)
     for k in range(kk):
         logw[k] -= lse
-    draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, psi, wa, wb, wc, wl)
+    wk = (psi, wa, wb, wc, wl)
+    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, wk, start)
 
 
 @njit(cache=True, nogil=True)
 def telescoping_chain(
-    x, z, logw, mu, lc, state, hyp, diag, dynamic, hp, logpk, it0, n_iter, tune, thin, seed,
-    out_z, out_w, out_mu, out_cov, out_state, out_ll, out_k,
+    x, z, logw, mu, lc, state, hyp, diag, dynamic, hp, logpk, kern, hs, c0m, it0, n_iter, tune,
+    thin, seed, out_z, out_w, out_mu, out_cov, out_state, out_ll, out_k, out_c0,
 ):  # fmt: skip
     """Run sweeps it0 .. it0+n_iter-1 of the telescoping sampler (module docstring), mutating
-    the chain state; state[registry.K_SLOT] holds K. Slot arrays have K_max rows."""
+    the chain state; state[registry.K_SLOT] holds K. Slot arrays have K_max rows. kern, hs,
+    c0m: the kernel, as in ``blocked.blocked_chain``; C0 | Sigma_1..K uses the K components."""
     n, d = x.shape
     kmax = logw.shape[0]
     if seed >= 0:
@@ -103,7 +107,9 @@ def telescoping_chain(
     kk = int(state[registry.K_SLOT])
     if it0 == 0:
         init_by_centres(x, min(kk, 10), z)
-        _weights_and_params(x, z, kk, logw, mu, lc, state, dynamic, hyp, diag, ws)
+        _weights_and_params(
+            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, True
+        )
     pending = -1
     for it in range(it0, it0 + n_iter):
         # 1. z | w, theta over the K components
@@ -128,11 +134,14 @@ def telescoping_chain(
         if hp[0] == 0.0:
             mfm.telescoping_update(state, hp, it, tune, kk, dynamic, cnt, kp, n)
         # 5.-6. w, theta | z, K
-        _weights_and_params(x, z, kk, logw, mu, lc, state, dynamic, hyp, diag, ws)
+        _weights_and_params(
+            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, False
+        )
         if it >= tune and (it - tune + 1) % thin == 0:
             s = (it - tune) // thin
             out_k[s] = kp
             save_draw(s, z, logw, mu, lc, state, out_z, out_w, out_mu, out_cov, out_state)
+            out_c0[s] = c0m
             pending = s
     if pending >= 0:
         out_ll[pending] = mixture_loglik(x, logw[:kk], mu[:kk], lc[:kk], diag)
