@@ -86,7 +86,13 @@ class _Table:
 def _read_table(path: Path) -> _Table:
     name = str(path)
     if not path.exists():
-        raise InputError(f"{name}: file not found")
+        shipped = DATASETS_DIR / f"{name}.csv"
+        if path.parent == Path(".") and not path.suffix and shipped.is_file():
+            table = _read_table(shipped)  # a shipped data set by name
+            table.notes.append(f"'{name}' is the shipped data set bayesmix/datasets/{name}.csv")
+            return table
+        hint = ", ".join(sorted(p.stem for p in DATASETS_DIR.glob("*.csv")))
+        raise InputError(f"{name}: file not found (or a shipped data set by name: {hint})")
     if path.is_dir():
         raise InputError(f"{name}: is a directory, expected a CSV, TSV or Parquet file")
     try:
@@ -365,7 +371,8 @@ def _first_non_numeric(series: pd.Series) -> tuple[int, object] | None:
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """A shipped data set: ``galaxies`` (1-D), ``faithful`` (2-D) or ``iris``."""
+    """A shipped data set: ``galaxies`` (1-D; ``galaxies_rg97`` with Richardson & Green's
+    value 26,960 for row 78), ``faithful`` (2-D) or ``iris``."""
     path = DATASETS_DIR / f"{name}.csv"
     if not path.is_file():
         names = sorted(p.stem for p in DATASETS_DIR.glob("*.csv"))

@@ -471,7 +471,17 @@ def reproduce_section(s: dict) -> dict:
         "versions": [{"name": k, "version": v} for k, v in (s.get("versions") or {}).items()],
         "engine_label": s.get("engine_label") or s.get("engine", ""),
         "data_notes": d.get("notes") or [],
+        "kernel_prior": _kernel_prior(spec, d.get("n_features")),
     }
+
+
+def _kernel_prior(spec: dict | None, n_features: int | None) -> str:
+    """The kernel prior in words and formulas (empty when the summary lacks the spec)."""
+    if not spec or not isinstance(spec.get("kernel"), dict) or not n_features:
+        return ""
+    from bayesmix.kernels.describe import describe_kernel
+
+    return describe_kernel(spec["kernel"], int(n_features))
 
 
 # --------------------------------------------------------------------------- context
