@@ -23,6 +23,19 @@ the data come from is exactly the prior the engine uses:
   w | K ~ Dirichlet(gamma_K 1_K) with gamma_K = gamma (static) or alpha / K (dynamic), and K
   atoms; both the collapsed and the telescoping engine report K slots, empty ones included.
 
+Semi-conjugate hierarchical kernel (``--kernel semi``, ``SEMI_KERNEL``; bayesmix.kernels.semiconj,
+Fruehwirth-Schnatter's parametrisation, ``data_scaled = false`` so the prior does not look at
+the data): first the scale C0 ~ W(g0, G0 I), i.e. the standard Wishart with 2 g0 degrees of
+freedom and scale (2 G0)^{-1} I (1-D: beta = C0 ~ Gamma(shape g0, rate G0)), then per component,
+independently, Sigma_k ~ IW(2 c0, 2 C0) (1-D: sigma_k^-2 ~ Gamma(shape c0, rate beta)) and
+mu_k ~ N(m0, mean_var I).  C0 is shared by all the model's components (the truncation T, the K of
+a finite mixture or of an MFM), as in the samplers' C0 | Sigma_1..K update.  Only the blocked
+sampler (finite, sparse, DP, Pitman-Yor, truncated as above) and the telescoping sampler (MFM)
+run this kernel; the collapsed sampler needs conjugacy and NUTS has no semi-conjugate model.
+Studies: key ``<model>_<D>d_<engine>_semi``, seed index ``SEMI_OFFSET`` (1000) + the index of the
+conjugate study of the same model, D and engine slot, so no semi study shares seeds with a
+conjugate one (confirmation i + 100, re-check i + 200 stay above 1000 too).
+
 Quantities (all label-invariant): the concentration (when random: alpha, gamma or the Pitman-Yor
 strength), the Pitman-Yor discount (when random), K (MFM), K+ (occupied components),
 the log-likelihood sum_i log sum_k w_k N(x_i | mu_k, Sigma_k) of the data under each draw's
@@ -31,9 +44,15 @@ DP the weights and atoms of the unoccupied components enter as one lumped compon
 1 - sum_{occupied} w_k at a fresh atom from the base measure; the collapsed engine reports
 (w_occupied, w_rest) ~ Dirichlet(n_1, ..., n_K+, alpha) with a prior atom for the rest, which is
 exactly the posterior of that lumped representation, so truth and draws are the same function
-of the parameters.
+of the parameters.  Semi-conjugate kernel, hierarchical scale: the scale C0 too, as ``beta``
+(= C0) in 1-D and ``log_det_C0`` (log det C0) for D >= 2; C0 is shared by every component, so
+any function of it is label-invariant; log det C0 (the sum of its log eigenvalues, the log volume
+of the scale) weighs every direction alike, where the trace is dominated by the largest
+eigenvalue, and in 1-D it is a monotone function of beta (the same ranks).
 
-Usage: ``python -m benchmarks.sbc [--quick] [--reps N] [--nuts-reps N] [--jobs 2]``.
+Usage: ``python -m benchmarks.sbc [--quick] [--reps N] [--nuts-reps N] [--jobs 2]``;
+semi-conjugate kernel: ``python -m benchmarks.sbc --kernel semi`` (default output
+reports/validation/sbc_semi/).
 """
 
 from __future__ import annotations
@@ -115,7 +134,25 @@ ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2}
 # The shipped kernel defaults (KernelSpec): m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25,
 # psi0 = 0.25, nu0 = D + 2 (E[Sigma] = psi0 I); full covariance in 2-D.
 KERNEL: dict[str, Any] = {"covariance": "full", "prior": "conjugate"}
-QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w")
+# The semi-conjugate hierarchical kernel (--kernel semi), per dimension, data_scaled = false
+# (R_d = 1, b0 = m0: the prior is on the scale of the simulated data).  The shipped defaults
+# (c0 = 2, g0 = 0.2, G0 = 10 in 1-D) are tuned for data of range ~ R, i.e. components of
+# sd ~ R / 7; with R = 1 and mean_var = 1 they would simulate needle-thin components.  Chosen
+# instead: E[C0] = g0 / G0 = 1 and mu ~ N(0, 4 I), so components have sd ~ 1 (1-D:
+# beta ~ Gamma(2, 2), sigma^-2 ~ Gamma(2, beta), E[sigma^2] = E[beta] / (c0 - 1) = 1;
+# 2-D: E[Sigma | C0] = 2 C0 / (2 c0 - 3) = 2/3 C0) and means of sd 2: overlapping but
+# distinguishable components, with a scale C0 that the data inform but do not pin down.
+SEMI_KERNEL: dict[str, dict[str, Any]] = {
+    f"{d}d": {
+        "covariance": "full", "prior": "semi_conjugate", "scale": "hierarchical", "c0": c0,
+        "g0": 2.0, "G0": 2.0, "mean_var": 4.0, "m0": 0.0, "data_scaled": False,
+    }
+    for d, c0 in ((1, 2.0), (2, 3.0))
+}  # fmt: skip
+KERNELS: dict[str, dict[str, Any]] = {"conjugate": KERNEL, "semi": SEMI_KERNEL}
+SEMI_OFFSET = 1000  # semi-conjugate study i + 1000: no seed shared with a conjugate study
+SEMI_ENGINES = ("blocked", "telescoping")  # the algorithms that run a semi-conjugate kernel
+QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w", "beta", "log_det_C0")
 GIBBS_ENGINES = ("blocked", "telescoping", "collapsed")
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
@@ -144,10 +181,13 @@ class Config:
     reps: int
     index: int  # feeds the per-replication seeds
     stage: str = "main"  # main | confirm (re-run of a study that failed at 1%) | recheck
+    kernel: str = "conjugate"  # conjugate (KERNEL) | semi (SEMI_KERNEL)
 
     @property
     def key(self) -> str:
         base = f"{self.model}_{self.dim}d_{self.engine}"
+        if self.kernel != "conjugate":
+            base += f"_{self.kernel}"
         return base if self.stage == "main" else f"{base}_{self.stage}"
 
 
@@ -171,12 +211,19 @@ class Settings:
     ess_margin: float = 1.2  # rerun with more thinning until min ESS >= margin * L
 
 
-def make_spec(model: str):
-    """ModelSpec of a named SBC model (parse_spec validates it like a TOML file)."""
+def kernel_table(kernel: str, dim: int) -> dict[str, Any]:
+    """The [kernel] table of an SBC kernel in D dimensions (KERNEL, or SEMI_KERNEL["<D>d"])."""
+    return KERNEL if kernel == "conjugate" else KERNELS[kernel][f"{dim}d"]
+
+
+def make_spec(model: str, kernel: str = "conjugate", dim: int = 1):
+    """ModelSpec of a named SBC model with an SBC kernel in D dimensions (parse_spec validates
+    it like a TOML file; the conjugate kernel is the same in every dimension)."""
     from bayesmix.spec import parse_spec
 
     return parse_spec(
-        {"name": model, "mixing": MODELS[model], "kernel": KERNEL}, where=f"sbc:{model}"
+        {"name": model, "mixing": MODELS[model], "kernel": kernel_table(kernel, dim)},
+        where=f"sbc:{model}",
     )
 
 
@@ -194,11 +241,68 @@ class Truth:
     w: np.ndarray
     mu: np.ndarray
     cov: np.ndarray
-    params: dict[str, float]  # the random mixing parameters: concentration, discount, K
+    # the random parameters: concentration, discount, K; beta or log_det_C0 (semi-conjugate)
+    params: dict[str, float]
+    c0: np.ndarray | None = None  # the kernel scale C0 (D, D) of a semi-conjugate kernel
 
 
-def draw_kernel(kernel, d: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """m draws of (mu, Sigma): NIG(m0, kappa0, a0, b0) in 1-D, NIW(m0, kappa0, nu0, psi0 I)."""
+def _semi_diag(kernel, d: int) -> bool:
+    return d == 1 or kernel.covariance == "diag"
+
+
+def scale_quantities(c0: np.ndarray) -> dict[str, np.ndarray]:
+    """The SBC quantity of the kernel scale C0 (..., D, D): beta = C0 in 1-D, log det C0 for
+    D >= 2 (module docstring)."""
+    c0 = np.asarray(c0, dtype=float)
+    if c0.shape[-1] == 1:
+        return {"beta": c0[..., 0, 0]}
+    sign, logdet = np.linalg.slogdet(c0)
+    return {"log_det_C0": np.where(sign > 0, logdet, np.nan)}
+
+
+def draw_scale(kernel, d: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The scale C0 (D, D) of a semi-conjugate kernel: C0 ~ W(g0, G0 I) (the standard Wishart
+    with 2 g0 df and scale (2 G0)^{-1} I; per feature beta_d ~ Gamma(g0, rate G0) when
+    diagonal), or C0 = g0 / G0 I when fixed; None (and no random draw) for the conjugate
+    kernel, so the conjugate studies keep their random streams."""
+    if kernel.prior != "semi_conjugate":
+        return None
+    if kernel.data_scaled:
+        raise ValueError("SBC of a semi-conjugate kernel needs kernel.data_scaled = false")
+    _, g0, g_rate, _ = kernel.semi_defaults(d)
+    if kernel.scale != "hierarchical":
+        return g0 / g_rate * np.eye(d)
+    if _semi_diag(kernel, d):
+        return np.diag(rng.gamma(g0, 1.0 / g_rate, size=d))
+    c0 = stats.wishart.rvs(df=2.0 * g0, scale=np.eye(d) / (2.0 * g_rate), random_state=rng)
+    return np.asarray(c0).reshape(d, d)
+
+
+def draw_kernel_semi(
+    kernel, d: int, m: int, c0: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """m draws of (mu, Sigma) from the semi-conjugate prior given the scale C0: mu ~ N(m0,
+    mean_var I) independent of Sigma ~ IW(2 c0, 2 C0) (per feature sigma_d^-2 ~ Gamma(c0,
+    rate C0_dd) when diagonal)."""
+    shape, _, _, _ = kernel.semi_defaults(d)
+    if _semi_diag(kernel, d):
+        var = np.diag(c0)[None, :] / rng.gamma(shape, 1.0, size=(m, d))
+        cov = np.zeros((m, d, d))
+        cov[:, np.arange(d), np.arange(d)] = var
+    else:
+        cov = stats.invwishart.rvs(df=2.0 * shape, scale=2.0 * c0, size=m, random_state=rng)
+        cov = np.asarray(cov).reshape(m, d, d)
+    mu = kernel.m0 + math.sqrt(kernel.mean_var) * rng.standard_normal((m, d))
+    return mu, cov
+
+
+def draw_kernel(
+    kernel, d: int, m: int, rng: np.random.Generator, c0: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """m draws of (mu, Sigma): NIG(m0, kappa0, a0, b0) in 1-D, NIW(m0, kappa0, nu0, psi0 I);
+    semi-conjugate kernels: ``draw_kernel_semi`` given the scale c0 (``draw_scale``)."""
+    if kernel.prior == "semi_conjugate":
+        return draw_kernel_semi(kernel, d, m, c0, rng)
     if d == 1:
         var = kernel.b0 / rng.gamma(kernel.a0, 1.0, size=m)  # IG(a0, b0)
         mu = kernel.m0 + np.sqrt(var / kernel.kappa0) * rng.standard_normal(m)
@@ -305,6 +409,15 @@ def _data(z: np.ndarray, mu: np.ndarray, cov: np.ndarray, rng) -> np.ndarray:
     return x
 
 
+def _scale(kernel, d: int, params: dict[str, float], rng) -> np.ndarray | None:
+    """C0 of a semi-conjugate kernel (shared by all the components; ``draw_scale``), its SBC
+    quantity added to params when the scale is hierarchical; None for the conjugate kernel."""
+    c0 = draw_scale(kernel, d, rng)
+    if c0 is not None and kernel.scale == "hierarchical":
+        params.update({k: float(v) for k, v in scale_quantities(c0).items()})
+    return c0
+
+
 def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Truth:
     """Draw the mixing's parameters, (w, mu, Sigma) from the prior of the engine's model, then
     z and x (the representation the engine reports: see the module docstring)."""
@@ -317,8 +430,9 @@ def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Tru
         cnt = np.bincount(z).astype(float)
         # (w_1..w_K+, w_rest): the occupied atoms and one lumped atom, all from the base measure
         w = dirichlet_vec(np.concatenate([cnt - sigma, [conc + len(cnt) * sigma]]), rng)
-        mu, cov = draw_kernel(kern, d, len(w), rng)
-        return Truth(_data(z, mu, cov, rng), z, w, mu, cov, params)
+        c0 = _scale(kern, d, params, rng)
+        mu, cov = draw_kernel(kern, d, len(w), rng, c0)
+        return Truth(_data(z, mu, cov, rng), z, w, mu, cov, params, c0)
     if mix.type == "mfm":
         from bayesmix import mixings
 
@@ -333,17 +447,18 @@ def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Tru
         w = py_sticks(conc, sigma, mix.n_components, rng)
     else:
         w = stick_breaking(conc, rng, mix.n_components if truncated else None)
-    mu, cov = draw_kernel(kern, d, len(w), rng)
+    c0 = _scale(kern, d, params, rng)
+    mu, cov = draw_kernel(kern, d, len(w), rng, c0)
     z = rng.choice(len(w), size=n, p=w / w.sum())
     x = _data(z, mu, cov, rng)
     if mix.type == "dp" and not truncated:  # lump the unoccupied components into one atom
         occ = np.unique(z)
-        mu_r, cov_r = draw_kernel(kern, d, 1, rng)
+        mu_r, cov_r = draw_kernel(kern, d, 1, rng, c0)
         w = np.concatenate([w[occ], [max(0.0, 1.0 - w[occ].sum())]])
         mu = np.concatenate([mu[occ], mu_r])
         cov = np.concatenate([cov[occ], cov_r])
         z = np.searchsorted(occ, z)
-    return Truth(x, z, w, mu, cov, params)
+    return Truth(x, z, w, mu, cov, params, c0)
 
 
 # --------------------------------------------------------------------------
@@ -408,6 +523,8 @@ def fit_gibbs(spec, x: np.ndarray, engine: str, st: Settings, rng: np.random.Gen
         )  # fmt: skip
         ll = dr.sample_stats["log_likelihood"]
         q = _quantities(dr.w, dr.z, _named_params(spec.mixing, dr.params), ll)
+        if "C0" in dr.kernel_params:  # semi-conjugate kernel with a hierarchical scale
+            q.update(scale_quantities(dr.kernel_params["C0"]))
         e, emin = _min_ess(q)
         need = st.ess_margin * st.n_kept
         if emin >= need or thin >= st.max_thin:
@@ -525,7 +642,7 @@ def run_rep(cfg: Config, rep: int, st: Settings) -> dict[str, Any]:
     st = stage_settings(cfg, st)
     entropy = [st.seed, cfg.index, rep]
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
-    spec = make_spec(cfg.model)
+    spec = make_spec(cfg.model, cfg.kernel, cfg.dim)
     t0 = time.perf_counter()
     is_nuts = cfg.engine == "nuts"
     n = st.nuts_n if is_nuts else int(rng.integers(st.n_min, st.n_max + 1))
@@ -549,6 +666,7 @@ def run_rep(cfg: Config, rep: int, st: Settings) -> dict[str, Any]:
         "attempts": fit.attempts,
         "seconds": time.perf_counter() - t0,
         **fit.info,
+        **({} if truth.c0 is None else {"truth_C0": truth.c0.tolist()}),
     }
 
 
@@ -645,7 +763,9 @@ def plot_config(res: dict[str, Any], st: Settings, path) -> None:
             ax.set_ylabel("ECDF - uniform")
     cfg = res["config"]
     fig.suptitle(
-        f"SBC: {cfg['model']} {cfg['dim']}-D, {cfg['engine']} ({res['diagnostics']['reps']} reps, "
+        f"SBC: {cfg['model']} {cfg['dim']}-D, {cfg['engine']}"
+        + (" (semi-conjugate kernel)" if cfg.get("kernel", "conjugate") == "semi" else "")
+        + f" ({res['diagnostics']['reps']} reps, "
         f"L = {st.n_kept}); grey: 99% per-bin band / 95% simultaneous ECDF band",
         fontsize=9,
     )
@@ -977,6 +1097,29 @@ def findings(all_res: dict[str, Any], st: Settings) -> list[str]:
     return lines
 
 
+def _kernel_line(kernel: str) -> str:
+    """The kernel entry of the report's Settings section."""
+    if kernel == "conjugate":
+        return (
+            f"- Kernel: `{KERNEL}` with the shipped KernelSpec defaults (m0 = 0, kappa0 = 0.01, "
+            "a0 = 2, b0 = 0.25, psi0 = 0.25, nu0 = D + 2). The engines are called on the "
+            "simulated data directly (no standardisation), so the prior is data-independent."
+        )
+    tabs = "; ".join(f"{d}: `{t}`" for d, t in SEMI_KERNEL.items())
+    return (
+        f"- Kernel (`--kernel semi`): semi-conjugate with a hierarchical scale, {tabs}. "
+        "With data_scaled = false the prior is data-independent: mu_k ~ N(m0, mean_var I) "
+        "independent of Sigma_k^{-1} ~ W(c0, C0) (Sigma_k ~ IW(2 c0, 2 C0); 1-D: sigma_k^-2 ~ "
+        "Gamma(c0, rate beta)), C0 ~ W(g0, G0 I) (the standard Wishart with 2 g0 df and scale "
+        "(2 G0)^{-1} I; 1-D: beta = C0 ~ Gamma(g0, rate G0)), one C0 shared by all the model's "
+        "components. E[C0] = I and mean_var = 4: components of sd ~ 1 with means of sd 2 (the "
+        "shipped defaults c0, g0, G0 are tuned for data of range ~ R and, with R = 1, would "
+        "simulate needle-thin components). Engines: blocked Gibbs (finite, sparse, DP, "
+        "Pitman-Yor) and telescoping (MFM); the collapsed sampler and NUTS do not run this "
+        "kernel. Extra quantity: `beta` (1-D) / `log_det_C0` (2-D) of the scale C0."
+    )
+
+
 def write_report(
     all_res: dict[str, Any],
     st: Settings,
@@ -1010,7 +1153,11 @@ def write_report(
             f" Blocked-Gibbs re-check: `{rc['command']}` on {rc['date']} (git `{rc['git']}`), "
             f"{rc['wall_s'] / 60:.1f} min."
         )
-    lines = ["# Simulation-based calibration of the bayesmix engines", "", run, "", "## Result", ""]
+    kernel = meta.get("kernel", "conjugate")
+    title = "# Simulation-based calibration of the bayesmix engines"
+    if kernel == "semi":
+        title += " (semi-conjugate hierarchical kernel)"
+    lines = [title, "", run, "", "## Result", ""]
     if recheck_keys:
         pooled = pooled_studies(all_res, followup, st)
         lines += [_verdict(all_res, followup, pooled), ""]
@@ -1122,9 +1269,7 @@ def write_report(
         "and the lumped weights, see the module docstring). MFM: K from the samplers' own "
         "prior of K (capped where the tail mass falls below 1e-10, at most 500), the collapsed "
         "and telescoping samplers report all K slots.",
-        f"- Kernel: `{KERNEL}` with the shipped KernelSpec defaults (m0 = 0, kappa0 = 0.01, "
-        "a0 = 2, b0 = 0.25, psi0 = 0.25, nu0 = D + 2). The engines are called on the simulated "
-        "data directly (no standardisation), so the prior is data-independent.",
+        _kernel_line(kernel),
         f"- N ~ U{{{st.n_min}, ..., {st.n_max}}} per replication for Gibbs; N = {st.nuts_n} "
         "for NUTS (one compiled model, data swapped with `with_data`).",
         f"- Gibbs: {st.chains} chains x ({st.gibbs_tune} tune + {st.gibbs_draws} kept sweeps x "
@@ -1145,7 +1290,13 @@ def write_report(
         "components are one lumped component (see the module docstring).",
         f"- Seeds: replication r of study i uses `SeedSequence([{st.seed}, i, r])` for the "
         "simulation, the engine seeds and the tie-breaking (confirmation runs: i + "
-        f"{CONFIRM_OFFSET}); `sbc.json` holds every rank, truth and seed.",
+        f"{CONFIRM_OFFSET})"
+        + (
+            f"; semi-conjugate study i is the conjugate study's index + {SEMI_OFFSET}"
+            if kernel == "semi"
+            else ""
+        )
+        + "; `sbc.json` holds every rank, truth and seed.",
         "",
         "## Versions",
         "",
@@ -1161,10 +1312,16 @@ def write_report(
 
 
 def configs(
-    reps: int, nuts_reps: int, engines: tuple[str, ...], models: tuple[str, ...] = tuple(MODELS)
+    reps: int,
+    nuts_reps: int,
+    engines: tuple[str, ...],
+    models: tuple[str, ...] = tuple(MODELS),
+    kernel: str = "conjugate",
 ) -> list[Config]:
     """Gibbs: every model in 1-D and 2-D with each of its algorithms (MODEL_ENGINES); NUTS:
-    1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1."""
+    1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1.
+    kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
+    blocked, telescoping for MFMs), study i + SEMI_OFFSET."""
     out = []
     for m, model in enumerate(MODELS):
         if model not in models:
@@ -1174,7 +1331,10 @@ def configs(
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
-                if engine == "nuts":
+                if kernel != "conjugate":
+                    if engine in SEMI_ENGINES:
+                        out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))
+                elif engine == "nuts":
                     if dim == 1 and model in NUTS_MODELS and nuts_reps > 0:
                         out.append(Config(model, dim, engine, nuts_reps, i))
                 else:
@@ -1238,12 +1398,14 @@ def kept_replications(results: dict[str, Any], cfgs: list[Config]) -> dict[str, 
 
 
 def save_study(out: Path, meta: dict[str, Any], st: Settings, all_res: dict[str, Any]) -> None:
-    """Write sbc.json (every rank, truth and seed) and the sbc.md report."""
+    """Write sbc.json (every rank, truth and seed) and the sbc.md report; the kernel is
+    meta["kernel"] (conjugate when absent: the files written before --kernel existed)."""
     used = {r["config"]["model"] for r in all_res.values()}
+    kernel = meta.get("kernel", "conjugate")
     write_json(
         out / "sbc.json",
         {"meta": meta, "settings": dataclasses.asdict(st),
-         "models": {k: v for k, v in MODELS.items() if k in used}, "kernel": KERNEL,
+         "models": {k: v for k, v in MODELS.items() if k in used}, "kernel": KERNELS[kernel],
          "results": all_res},
     )  # fmt: skip
     fu_path = out / FOLLOWUP_DIR / "sbc.json"
@@ -1308,17 +1470,35 @@ def main(argv: list[str] | None = None) -> int:
         f"--reps overrides its {RECHECK_REPS} replications)",
     )
     ap.add_argument(
-        "--out", default=None, help="output folder (default reports/validation, --quick: .../quick)"
+        "--kernel",
+        choices=tuple(KERNELS),
+        default="conjugate",
+        help="conjugate (NIG / NIW, every engine) or semi (semi-conjugate with a hierarchical "
+        f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET})",
+    )
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default reports/validation, --kernel semi: "
+        "reports/validation/sbc_semi; --quick: <that>/quick)",
     )
     args = ap.parse_args(argv)
     argv_list = argv if argv is not None else sys.argv[1:]
-    out = Path(args.out) if args.out else REPORT_DIR / "quick" if args.quick else REPORT_DIR
+    base = REPORT_DIR if args.kernel == "conjugate" else REPORT_DIR / f"sbc_{args.kernel}"
+    out = Path(args.out) if args.out else base / "quick" if args.quick else base
     out.mkdir(parents=True, exist_ok=True)
     saved = None
     if args.confirm_only or args.resume or args.recheck_blocked or args.render_only:
         saved = json.loads((out / "sbc.json").read_text())
-        if any(MODELS.get(k) != v for k, v in saved["models"].items()) or saved["kernel"] != KERNEL:
+        if any(MODELS.get(k) != v for k, v in saved["models"].items()):
             raise SystemExit("sbc.json was made with other models; rerun the whole study")
+        saved_kernel = saved["meta"].get("kernel", "conjugate")
+        if saved_kernel != args.kernel or saved["kernel"] != KERNELS[args.kernel]:
+            raise SystemExit(
+                f"sbc.json was made with kernel {saved_kernel!r} = {saved['kernel']}, not "
+                f"--kernel {args.kernel} = {KERNELS[args.kernel]}; pass its --kernel or rerun "
+                "the whole study"
+            )
     if args.render_only:
         save_study(out, saved["meta"], Settings(**saved["settings"]), saved["results"])
         print(f"wrote {out / 'sbc.md'}")
@@ -1351,13 +1531,19 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in models if m not in MODELS]
         if unknown:
             raise SystemExit(f"--models: unknown {', '.join(unknown)} (choose {', '.join(MODELS)})")
-        cfgs = configs(reps, nuts_reps, engines, models)
+        cfgs = configs(reps, nuts_reps, engines, models, args.kernel)
         if args.only:
             keep = {k.strip() for k in args.only.split(",")}
             cfgs = [c for c in cfgs if c.key in keep]
+        if not cfgs:
+            raise SystemExit(
+                f"no study selected (--kernel {args.kernel} runs the engines "
+                f"{', '.join(SEMI_ENGINES) if args.kernel == 'semi' else ', '.join(ENGINE_SLOTS)}; "
+                "check --models, --engines and --only)"
+            )
         done = kept_replications(saved["results"], cfgs) if saved is not None else {}
         run_meta = provenance(["benchmarks.sbc", *argv_list])
-        run_meta.update(wall_s=0.0, jobs=args.jobs, quick=args.quick)
+        run_meta.update(wall_s=0.0, jobs=args.jobs, quick=args.quick, kernel=args.kernel)
         if saved is not None:
             all_res, meta = dict(saved["results"]), saved["meta"]
             meta.setdefault("resumed", []).append(run_meta | {"studies": []})

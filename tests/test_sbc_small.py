@@ -37,3 +37,91 @@ def test_sbc_collapsed_dp_1d() -> None:
         # this is a smoke test for gross errors; the full study (benchmarks/sbc.py, 500+
         # replications per model) is the calibration check.
         assert p > 0.001, f"SBC ranks of {q} are not uniform: chi-square p = {p:.2e}"
+
+
+# --------------------------------------------------------------------------
+# Semi-conjugate hierarchical kernel (benchmarks.sbc --kernel semi)
+# --------------------------------------------------------------------------
+
+
+def test_sbc_semi_prior_simulator() -> None:
+    """The simulator's semi-conjugate prior: its hyperparameters are the engine's
+    (semi_hyper, data_scaled = false), and by Monte Carlo E[C0] = g0 / G0 I and
+    E[C0 Sigma^{-1}] = c0 I (Sigma^{-1} | C0 ~ W(c0, C0) has mean c0 C0^{-1}): a swap of the
+    Wishart parametrisations (IW(2 c0, C0), a rate for a scale, ...) moves these by >= 2x."""
+    from bayesmix.engines.gibbs.driver import semi_hyper
+    from bayesmix.kernels import semiconj
+    from benchmarks.sbc import SEMI_KERNEL, draw_kernel, draw_scale, make_spec
+
+    rng = np.random.default_rng(11)
+    for d in (1, 2):
+        tab = SEMI_KERNEL[f"{d}d"]
+        kern = make_spec("finite", "semi", d).kernel
+        hs = semiconj.unpack(np.asarray(semi_hyper(make_spec("finite", "semi", d), rng.normal(size=(30, d)))), d)  # fmt: skip
+        assert hs["c0"][0] == tab["c0"] and hs["g0"][0] == tab["g0"] and hs["hierarchical"][0]
+        np.testing.assert_array_equal(hs["b0"], np.full(d, tab["m0"]))
+        np.testing.assert_array_equal(hs["B0_diag"], np.full(d, tab["mean_var"]))
+        np.testing.assert_array_equal(hs["G0_diag"], np.full(d, tab["G0"]))
+        m = 4000
+        c0s = np.array([draw_scale(kern, d, rng) for _ in range(m)])
+        prec = np.empty_like(c0s)
+        mus = np.empty((m, d))
+        for i in range(m):
+            mu, cov = draw_kernel(kern, d, 1, rng, c0s[i])
+            prec[i], mus[i] = np.linalg.inv(cov[0]), mu[0]
+        assert np.all(np.linalg.eigvalsh(c0s) > 0)
+        e_c0 = c0s.mean(axis=0)
+        np.testing.assert_allclose(e_c0, tab["g0"] / tab["G0"] * np.eye(d), atol=0.1)
+        np.testing.assert_allclose((c0s @ prec).mean(axis=0), tab["c0"] * np.eye(d), atol=0.25)
+        np.testing.assert_allclose(mus.mean(axis=0), tab["m0"], atol=0.15)
+        np.testing.assert_allclose(mus.var(axis=0), tab["mean_var"], rtol=0.1)
+
+
+def test_sbc_semi_configs() -> None:
+    """Semi studies: only blocked (finite, DP, PY) and telescoping (MFM), key suffix _semi, seed
+    index = the conjugate study's index + SEMI_OFFSET, no index shared with a conjugate study
+    (main, confirmation + 100, re-check + 200)."""
+    from benchmarks.sbc import SEMI_OFFSET, configs
+
+    engines = ("blocked", "telescoping", "collapsed", "nuts")
+    conj = {c.key: c for c in configs(500, 100, engines)}
+    semi = configs(500, 100, engines, kernel="semi")
+    assert {c.engine for c in semi} == {"blocked", "telescoping"}
+    assert len(semi) == 14 and all(c.kernel == "semi" for c in semi)
+    for c in semi:
+        assert c.key == f"{c.model}_{c.dim}d_{c.engine}_semi"
+        assert c.index == conj[c.key.removesuffix("_semi")].index + SEMI_OFFSET
+    used = {c.index + o for c in conj.values() for o in (0, 100, 200)}
+    assert not used & {c.index + o for c in semi for o in (0, 100, 200)}
+
+
+@pytest.mark.sbc
+def test_sbc_semi_study_end_to_end(tmp_path) -> None:
+    """One semi-conjugate study through main(): simulate C0, fit with blocked Gibbs, rank,
+    analyse, write sbc.json / sbc.md; a --resume with the other kernel is refused."""
+    import json
+
+    from benchmarks.sbc import SEMI_KERNEL, SEMI_OFFSET, main
+
+    reps, key = 4, "finite_1d_blocked_semi"
+    argv = ["--kernel", "semi", "--models", "finite", "--only", key, "--reps", str(reps),
+            "--jobs", "1", "--no-confirm", "--seed", "7", "--max-thin", "4",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "sbc.json").read_text())
+    assert saved["meta"]["kernel"] == "semi" and saved["kernel"] == SEMI_KERNEL
+    assert list(saved["results"]) == [key]
+    res = saved["results"][key]
+    assert res["config"]["kernel"] == "semi" and res["config"]["index"] == 1 + SEMI_OFFSET
+    assert set(res["quantities"]) == {"K+", "loglik", "max_w", "beta"}
+    assert all(v["reps"] == reps for v in res["quantities"].values())
+    for r in res["replications"]:
+        assert r["entropy"] == [7, 1 + SEMI_OFFSET, r["rep"]]
+        assert set(r["ranks"]) == {"K+", "loglik", "max_w", "beta"}
+        assert all(0 <= v <= 99 for v in r["ranks"].values())
+        assert r["truth"]["beta"] > 0 and r["truth_C0"] == [[r["truth"]["beta"]]]
+        assert r["ll_engine_minus_numpy"] < 1e-8
+    report = (tmp_path / "sbc.md").read_text()
+    assert "semi-conjugate hierarchical kernel" in report and "`log_det_C0` (2-D)" in report
+    with pytest.raises(SystemExit, match="kernel"):
+        main([*argv[2:], "--resume"])  # the default --kernel conjugate
