@@ -79,14 +79,22 @@ def em_selection(
     xs = (x - x.mean(axis=0)) / scale
     jac = float(np.log(scale).sum()) * n
     fams = families or families_for(d)
-    fitted = fitted if fitted in fams else fams[0]
     per = {f: _em_family(xs, jac, f, k_max, random_state, n_init) for f in fams}
-    return {
+    em = {
         "schema": SCHEMA,
         "method": f"EM, scikit-learn GaussianMixture ({', '.join(fams)} covariances)",
         "settings": settings(k_max, random_state, n_init, fams) | {"sklearn": sk_version},
-        "fitted_family": fitted,
         "families": per,
+    }
+    return em_with_fitted(em, fitted)
+
+
+def em_with_fitted(em: dict, fitted: str) -> dict:
+    """The ``em_selection`` result with its top-level entries taken from family ``fitted``."""
+    per = em["families"]
+    fitted = fitted if fitted in per else next(iter(per))
+    return em | {
+        "fitted_family": fitted,
         **{key: per[fitted][key] for key in ("k", "loglik", "n_params", "bic", "aic")},
         "converged": per[fitted]["converged"],
         "best_bic": per[fitted]["best_bic"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 import xarray as xr
 
 from bayesmix.classical import CACHE_NAME as CLASSICAL_NAME
-from bayesmix.classical import em_selection
+from bayesmix.classical import em_selection, em_with_fitted
 from bayesmix.data import Dataset, load_data
 from bayesmix.engines.base import Draws
 from bayesmix.engines.names import ENGINE_CHOICES, Engine
@@ -19,7 +20,7 @@ from bayesmix.io import StagedDir, check_output_dir, write_datatree, write_json,
 from bayesmix.posterior.analysis import analyse, assignments_table
 from bayesmix.posterior.assemble import build_datatree
 from bayesmix.posterior.counts import count_table
-from bayesmix.posterior.kernel_check import kernel_family_check
+from bayesmix.posterior.kernel_check import choose_covariance, kernel_family_check
 from bayesmix.posterior.summary import summarize
 from bayesmix.priors import prior_k_from_spec
 from bayesmix.spec import ModelSpec, load_spec
@@ -176,6 +177,9 @@ def fit(
     t0 = time.perf_counter()
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
     dataset = data if isinstance(data, Dataset) else load_data(data, columns=columns, dropna=dropna)
+    em_screen, kernel_choice = None, None
+    if spec.kernel.covariance == "auto":
+        spec, em_screen, kernel_choice = resolve_covariance(spec, dataset)
     opts = spec.sampler
     engine_name = resolve_engine(spec, engine or opts.engine)
     seed = opts.seed if seed is None else int(seed)
@@ -199,7 +203,7 @@ def fit(
         dt, extra = analyse(dt, seed=seed, tied=summary["n_clusters"]["tied_with_mode"])
         summary.update(extra)
         if classical:
-            em = classical_checks(summary, dataset, spec)
+            em = classical_checks(summary, dataset, spec, em_screen)
         summary["counts"] = count_table(summary)
     total = time.perf_counter() - t0
     info = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
@@ -217,15 +221,37 @@ def fit(
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)
     summary["engine_info"] = info
+    if kernel_choice is not None:
+        summary["kernel_choice"] = kernel_choice
     dt.attrs["versions"] = str(summary["versions"])
     return FitResult(dt, summary, dataset, spec, em, run)
 
 
-def classical_checks(summary: dict, dataset: Dataset, spec: ModelSpec) -> dict:
+def resolve_covariance(spec: ModelSpec, dataset: Dataset) -> tuple[ModelSpec, dict | None, dict]:
+    """``kernel.covariance = "auto"`` -> the family ``choose_covariance`` picks (EM + BIC across
+    families, on the data before sampling); returns the resolved spec, the EM result (reused
+    by the classical panel) and the record of the choice."""
+    if dataset.n_features == 1:
+        choice = {"criterion": "1-D data: the covariance families coincide", "covariance": "full"}
+        em = None
+    else:
+        em = em_selection(dataset.values)
+        choice = choose_covariance(em)
+    kernel = dataclasses.replace(spec.kernel, covariance=choice["covariance"])
+    return dataclasses.replace(spec, kernel=kernel), em, choice
+
+
+def classical_checks(
+    summary: dict, dataset: Dataset, spec: ModelSpec, em: dict | None = None
+) -> dict:
     """EM + BIC/AIC for every covariance family and the kernel-family check, added to
-    ``summary``; returns the full EM result (saved as classical.json)."""
+    ``summary``; returns the full EM result (saved as classical.json). ``em``: an
+    ``em_selection`` result already computed on these data (``resolve_covariance``)."""
     family = spec.kernel.covariance if dataset.n_features > 1 else "full"
-    em = em_selection(dataset.values, fitted=family)
+    if em is None:
+        em = em_selection(dataset.values, fitted=family)
+    else:
+        em = em_with_fitted(em, family)
     em["data_sha256"] = dataset.sha256
     summary["classical"] = {
         "fitted_family": em["fitted_family"],

@@ -25,7 +25,7 @@ K_PRIOR_FAMILIES = {  # family -> its parameters (on K - 1, except uniform on K)
     "negbin": ("r", "p"),
     "bnb": ("a_lambda", "a_pi", "b_pi"),
 }
-COVARIANCES = ("full", "diag")
+COVARIANCES = ("full", "diag", "auto")
 KERNEL_PRIORS = ("conjugate", "semi_conjugate", "weakly_informative")
 KERNEL_SCALES = ("hierarchical", "fixed")
 MEAN_CENTRES = ("midrange", "median")
@@ -138,6 +138,8 @@ class KernelSpec:
         data, on the standardised scale).
     weakly_informative: mu ~ N(m0, mu_sd^2), sigma ~ HalfNormal(sigma_sd),
         and for full covariance an LKJ(lkj_eta) correlation (NUTS only).
+    covariance: "full", "diag", or "auto": chosen per data set before sampling by EM + BIC
+        across the covariance families (``bayesmix.posterior.kernel_check.choose_covariance``).
     """
 
     covariance: str = "full"

@@ -49,3 +49,23 @@ def kernel_family_check(classical: dict, fitted: str, kplus_mode: int) -> dict:
             "in the spec's [kernel] table"
         )
     return out
+
+
+def choose_covariance(classical: dict) -> dict:
+    """``kernel.covariance = "auto"``: the bayesmix kernel nearest to the EM covariance family
+    with the lowest BIC (each family at its own best K), as mclust chooses its model (Fraley &
+    Raftery 2002). A cheap screen on the data before sampling, so the choice does not depend on
+    the Bayesian fit. Returns {"criterion", "best_family", "covariance", "best_bic", "k_best"}.
+    """
+    fams = classical.get("families") or {}
+    if len(fams) < 2:
+        return {"criterion": "one covariance family (1-D data)", "covariance": "full"}
+    best_bic = {f: float(min(v["bic"])) for f, v in fams.items()}
+    best = min(best_bic, key=best_bic.get)
+    return {
+        "criterion": "lowest EM + BIC across covariance families (each at its best K = 1..10)",
+        "best_family": best,
+        "covariance": NEAREST_KERNEL[best],
+        "best_bic": best_bic,
+        "k_best": {f: int(v["best_bic"]) for f, v in fams.items()},
+    }

@@ -471,17 +471,28 @@ def reproduce_section(s: dict) -> dict:
         "versions": [{"name": k, "version": v} for k, v in (s.get("versions") or {}).items()],
         "engine_label": s.get("engine_label") or s.get("engine", ""),
         "data_notes": d.get("notes") or [],
-        "kernel_prior": _kernel_prior(spec, d.get("n_features")),
+        "kernel_prior": _kernel_prior(spec, d.get("n_features"), s.get("kernel_choice")),
     }
 
 
-def _kernel_prior(spec: dict | None, n_features: int | None) -> str:
-    """The kernel prior in words and formulas (empty when the summary lacks the spec)."""
+def _kernel_prior(spec: dict | None, n_features: int | None, choice: dict | None) -> str:
+    """The kernel prior in words and formulas (empty when the summary lacks the spec), and how
+    ``covariance = "auto"`` chose the family."""
     if not spec or not isinstance(spec.get("kernel"), dict) or not n_features:
         return ""
     from bayesmix.kernels.describe import describe_kernel
 
-    return describe_kernel(spec["kernel"], int(n_features))
+    text = describe_kernel(spec["kernel"], int(n_features))
+    if choice and choice.get("best_bic"):
+        bics = ", ".join(
+            f"{FAMILY_WORDS.get(f, f)} {v:,.0f} (K = {choice['k_best'][f]})"
+            for f, v in choice["best_bic"].items()
+        )
+        text += (
+            f'; covariance = "auto" chose {FAMILY_WORDS.get(choice["covariance"])} '
+            f"covariances: {choice['criterion']}: {bics}"
+        )
+    return text
 
 
 # --------------------------------------------------------------------------- context

@@ -121,7 +121,10 @@ def _config(
         raise InputError(f"unknown mixing.type {mix.type!r}")
     algorithm = mixings.check_algorithm(mix, algorithm)
     if kern.covariance not in ("full", "diag"):
-        raise InputError(f"kernel.covariance must be 'full' or 'diag', got {kern.covariance!r}")
+        raise InputError(
+            f"kernel.covariance must be 'full' or 'diag' here, got {kern.covariance!r} "
+            "('auto' is resolved by bayesmix.fit before sampling)"
+        )
     for name, val in (("draws", draws), ("thin", thin)):
         if not (isinstance(val, int) and val >= 1):
             raise InputError(f"{name} must be a positive integer, got {val!r}")
