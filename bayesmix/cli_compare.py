@@ -135,8 +135,9 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="NAME|PATH",
-        help="spec name or TOML path; repeat for each model (default: the four "
-        "specs in models/compare_default)",
+        help="spec name, TOML path or a folder of specs (e.g. compare_kernel: four kernel "
+        "priors under one MFM); repeat for each model (default: the specs in "
+        "models/compare_default)",
     )
     p.add_argument("--out", default=None, help="output directory (default: reports/<data>_compare)")
     add_data_options(p)

@@ -15,6 +15,8 @@ everything and writes ``compare.json``, ``compare.md`` and two PNG figures.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import multiprocessing as mp
 import os
@@ -33,6 +35,7 @@ import xarray as xr
 
 from bayesmix.data import Dataset, load_data
 from bayesmix.errors import InputError
+from bayesmix.kernels.describe import describe_kernel
 from bayesmix.spec import MODELS_DIR, ModelSpec, load_spec
 
 LEVEL = 0.9
@@ -75,8 +78,21 @@ def default_spec_paths() -> list[Path]:
 
 
 def load_specs(models: Sequence[str | Path | ModelSpec] | None) -> list[ModelSpec]:
-    """Specs by name, path or object (none: the default comparison); names must be unique."""
-    items = list(models) if models else default_spec_paths()
+    """Specs by name, path, folder of TOML files (``models/compare_kernel``, or a shipped folder
+    by name such as ``compare_kernel``) or object (none: the default comparison); names must
+    be unique."""
+    items: list = []
+    for m in list(models) if models else default_spec_paths():
+        folder = Path(m) if isinstance(m, (str, Path)) else None
+        if folder is not None and not folder.is_dir() and (MODELS_DIR / folder).is_dir():
+            folder = MODELS_DIR / folder
+        if folder is not None and folder.is_dir():
+            found = sorted(folder.glob("*.toml"))
+            if not found:
+                raise InputError(f"{m}: no model specs (*.toml) in this folder")
+            items += found
+        else:
+            items.append(m)
     if not items:
         raise InputError(f"no model specs found in {DEFAULT_DIR}")
     specs = [m if isinstance(m, ModelSpec) else load_spec(m) for m in items]
@@ -471,6 +487,11 @@ def model_entry(outcome: FitOutcome, spec: ModelSpec, idata: xr.DataTree, n: int
         "name": spec.name,
         "description": spec.description,
         "source": spec.source,
+        "mixing": dataclasses.asdict(spec.mixing),
+        "kernel": dataclasses.asdict(spec.kernel),
+        "kernel_prior": describe_kernel(
+            spec.kernel, int((s.get("data") or {}).get("n_features", 1))
+        ),
         "engine": s.get("engine"),
         "fit_dir": f"fits/{Path(outcome.fit_dir).name}",
         "prior_k": prior_k,
@@ -510,16 +531,33 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return 0.5 * float(sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys))
 
 
+def varied_prior(models: list[dict]) -> str:
+    """What the compared specs vary: "kernel prior" (same mixing, different kernels), "mixing
+    prior" (the converse) or "prior" (both, or unknown)."""
+
+    def distinct(key: str) -> int:
+        return len({json.dumps(m.get(key), sort_keys=True, default=str) for m in models})
+
+    if len(models) > 1 and all("kernel" in m and "mixing" in m for m in models):
+        if distinct("kernel") > 1 and distinct("mixing") == 1:
+            return "kernel prior"
+        if distinct("mixing") > 1 and distinct("kernel") == 1:
+            return "mixing prior"
+    return "prior"
+
+
 def _mode_sentence(models: list[dict]) -> str:
-    """Where the posterior modes of K+ agree, or how they split by prior."""
+    """Where the posterior modes of K+ agree, or how they split by prior (naming the kernel
+    or the mixing prior when only one of them varies)."""
     by_mode: dict[int, list[str]] = {}
     for m in models:
         by_mode.setdefault(m["posterior_k"]["mode"], []).append(m["name"])
+    what = varied_prior(models)
     if len(by_mode) == 1:
-        who = "Every prior puts" if len(models) > 1 else "The prior puts"
+        who = f"Every {what} puts" if len(models) > 1 else "The prior puts"
         return f"{who} the posterior mode of K+ at {next(iter(by_mode))}"
     parts = [f"{k} ({', '.join(names)})" for k, names in sorted(by_mode.items())]
-    return f"The posterior mode of K+ depends on the prior: {'; '.join(parts)}"
+    return f"The posterior mode of K+ depends on the {what}: {'; '.join(parts)}"
 
 
 def _set_sentence(models: list[dict]) -> str:

@@ -353,7 +353,7 @@ def test_compare_end_to_end(capsys, tmp_path):
     assert sparse["concentration"]["text"] == "fixed = 0.01"
     assert dp["truncation"]["applies"] and dp["truncation"]["T"] == 20
     assert sorted(r["rank"] for r in res["ranking"]) == [0, 1, 2]
-    assert "Every prior puts the posterior mode of K+ at 2" in res["reading"]
+    assert "Every mixing prior puts the posterior mode of K+ at 2" in res["reading"]
     md = (out / "compare.md").read_text()
     assert res["reading"] in md and "![prior_vs_posterior_k](prior_vs_posterior_k.png)" in md
     for report in ("report.html", "report.md"):
