@@ -42,14 +42,16 @@ def _swap_labels(a, b, cnt, mu, lc, lab_of, old_of):
 
 
 @njit(cache=True, nogil=True)
-def dp_label_moves(z, logw, mu, lc, ws):
-    """Label-switching MH moves for stick-breaking weights, invariant for p(z, v, theta | x, alpha)
+def dp_label_moves(z, logw, mu, lc, ws, sigma):
+    """Label-switching MH moves for stick-breaking weights, invariant for p(z, v, theta | x, .)
     (Papaspiliopoulos & Roberts 2008; Hastie, Liverani & Richardson 2015):
 
     1. swap the labels (z, theta) of two occupied components j, l keeping w:
        accept with (w_j / w_l)^(n_l - n_j);
     2. for j = 0 .. T-3 in turn, swap labels j, j+1 together with (v_j, v_{j+1}):
-       accept with (1 - v_{j+1})^(n_j) / (1 - v_j)^(n_{j+1}).
+       accept with (1 - v_{j+1})^(n_j) / (1 - v_j)^(n_{j+1}) times the sticks' prior ratio,
+       1 for the DP (v_k iid Beta(1, alpha)) and ((1 - v_j) / (1 - v_{j+1}))^sigma for
+       Pitman-Yor sticks v_k ~ Beta(1 - sigma, theta + k sigma) (discount ``sigma``).
     Relabels z once at the end; returns the number of accepted swaps.
     """
     cnt, lv, l1v, lab_of, old_of, occ = ws[0], ws[9], ws[10], ws[11], ws[12], ws[13]
@@ -78,6 +80,8 @@ def dp_label_moves(z, logw, mu, lc, ws):
             lr = 0.0
         else:
             lr = cnt[j] * l1v[j + 1] - cnt[j + 1] * l1v[j]
+        if sigma != 0.0:
+            lr += sigma * (l1v[j] - l1v[j + 1])
         if lr >= 0.0 or math.log(1.0 - np.random.random()) < lr:
             _swap_labels(j, j + 1, cnt, mu, lc, lab_of, old_of)
             lv[j], lv[j + 1] = lv[j + 1], lv[j]

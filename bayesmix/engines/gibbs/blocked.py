@@ -91,7 +91,7 @@ def blocked_chain(
 
     Sweep: z_i | w, theta (categorical, log space); w | z (the mixing's: truncated sticks for
     the DP and Pitman-Yor, Dirichlet for the finite mixture); theta | z (NIW/NIG); for the DP
-    (if label_moves) the label-switching moves of ``dp_label_moves``; then the mixing's
+    and Pitman-Yor (if label_moves) the label-switching moves of ``dp_label_moves``; then the mixing's
     hyperparameters (``registry.blocked_update``: DP alpha | v ~ Gamma(a + T - 1,
     b - sum_{k<T} log(1 - v_k)); finite gamma and Pitman-Yor (theta, sigma) by random-walk MH).
     state: see ``bayesmix.mixings.registry`` (copied into out_state per kept draw).
@@ -137,8 +137,8 @@ def blocked_chain(
             pending = -1
         # w, theta | z
         blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, False)
-        if kind == registry.DP and label_moves:
-            dp_label_moves(z, logw, mu, lc, ws)
+        if label_moves and (kind == registry.DP or kind == registry.PITMAN_YOR):
+            dp_label_moves(z, logw, mu, lc, ws, state[5] if kind == registry.PITMAN_YOR else 0.0)
         # the mixing's hyperparameters | weights
         if hp[0] == 0.0 or hp[3] == 0.0:
             registry.blocked_update(kind, state, hp, it, tune, logw, ws[9], ws[10])

@@ -63,7 +63,7 @@ class ChainConfig:
     draws: int
     tune: int
     thin: int
-    label_moves: bool = True  # blocked DP only
+    label_moves: bool = True  # blocked DP and Pitman-Yor only
     split_merge: int = 1  # collapsed only: split-merge moves per sweep
     kern: int = semiconj.CONJUGATE  # the kernel's code (bayesmix.kernels.semiconj)
     hs: tuple[float, ...] = (0.0, 0.0, 0.0)  # semi-conjugate hyperparameters (semiconj.layout)
@@ -547,7 +547,9 @@ def sample_gibbs(
         "truncation": cfg.n_components if truncated else None,
         "k_max": cfg.n_components if spec.mixing.type == "mfm" else None,
         "kernel": "nig_diag" if cfg.diag else "niw_full",
-        "label_moves": cfg.label_moves and cfg.algorithm == "blocked" and cfg.kind == mixings.DP,
+        "label_moves": cfg.label_moves
+        and cfg.algorithm == "blocked"
+        and cfg.kind in (mixings.DP, mixings.PITMAN_YOR),
         "split_merge_per_sweep": cfg.split_merge if cfg.algorithm == "collapsed" else 0,
         "concentration_name": spec.mixing.concentration_name,
         "concentration_fixed": spec.mixing.concentration is not None,
