@@ -94,6 +94,12 @@ def recommended_hyp(x: np.ndarray, diag: bool) -> tuple[float, float, float, flo
 # --------------------------------------------------------------------------
 
 
+def tv(p: np.ndarray, q: np.ndarray) -> float:
+    """Total variation 1/2 sum |p_k - q_k| of two pmfs on 0, 1, ... (the shorter padded)."""
+    n = max(len(p), len(q))
+    return 0.5 * float(np.abs(np.pad(p, (0, n - len(p))) - np.pad(q, (0, n - len(q)))).sum())
+
+
 @cache
 def set_partitions(n: int) -> np.ndarray:
     """All set partitions of n points as a read-only (Bell(n), n) int array of labels:

@@ -66,6 +66,21 @@ def block_log_marginal_semi(
     return logsumexp(ll + lw[None, :], axis=1)
 
 
+def _partition_sums(x: np.ndarray, log_beta: np.ndarray, c0: float, b0: float, bvar: float):
+    """For every partition of ``set_partitions(len(x))`` (1-D x), sum_j log m(x_{B_j} | beta)
+    at every beta in exp(log_beta); the blocks' marginals are memoised by their member set."""
+    memo: dict[int, np.ndarray] = {}
+    for p in set_partitions(len(x)):
+        acc = np.zeros_like(log_beta)
+        for j in range(p.max() + 1):
+            idx = np.flatnonzero(p == j)
+            key = int(np.sum(1 << idx))
+            if key not in memo:
+                memo[key] = block_log_marginal_semi(x[idx], log_beta, c0, b0, bvar)
+            acc = acc + memo[key]
+        yield acc
+
+
 def partition_log_likelihoods_semi(
     x: np.ndarray,
     c0: float,
@@ -89,15 +104,7 @@ def partition_log_likelihoods_semi(
         else:
             log_beta = LOG_BETA
             lw = _log_gamma_density_log_coord(LOG_BETA, g0, g_rate[f]) + LOG_BETA_STEP
-        memo: dict[int, np.ndarray] = {}
-        for r, p in enumerate(parts):
-            acc = np.zeros_like(log_beta)
-            for j in range(p.max() + 1):
-                idx = np.flatnonzero(p == j)
-                key = int(np.sum(1 << idx))
-                if key not in memo:
-                    memo[key] = block_log_marginal_semi(x[idx, f], log_beta, c0, b0[f], bvar[f])
-                acc = acc + memo[key]
+        for r, acc in enumerate(_partition_sums(x[:, f], log_beta, c0, b0[f], bvar[f])):
             total[r] += float(logsumexp(acc + lw))
     return total
 
@@ -108,19 +115,10 @@ def posterior_mean_beta(
 ) -> float:  # fmt: skip
     """E[beta | x] of a single feature (1-D x): the partition posterior times E[beta | x, C]."""
     x = np.asarray(x, dtype=float).ravel()
-    parts = set_partitions(len(x))
     lw = _log_gamma_density_log_coord(LOG_BETA, g0, g_rate) + LOG_BETA_STEP
     beta = np.exp(LOG_BETA)
-    memo: dict[int, np.ndarray] = {}
     mean = 0.0
-    for r, p in enumerate(parts):
-        acc = np.zeros_like(LOG_BETA)
-        for j in range(p.max() + 1):
-            idx = np.flatnonzero(p == j)
-            key = int(np.sum(1 << idx))
-            if key not in memo:
-                memo[key] = block_log_marginal_semi(x[idx], LOG_BETA, c0, b0, bvar)
-            acc = acc + memo[key]
+    for r, acc in enumerate(_partition_sums(x, LOG_BETA, c0, b0, bvar)):
         q = acc + lw
         q = np.exp(q - logsumexp(q))
         mean += partition_pmf[r] * float((q * beta).sum())

@@ -23,6 +23,7 @@ from exact_partitions import (
     HYP_X2_FULL,
     exact_posterior,
     poisson_k,
+    tv,
     uniform_k,
 )
 
@@ -32,11 +33,6 @@ from bayesmix.spec import BetaPrior, FPrior, GammaPrior, KernelSpec, KPrior, Mix
 DRAWS = dict(chains=2, draws=10000, tune=300, progress=False, cores=1, seed=20261201)
 MIN_ESS_KPLUS = 1500
 TV_MAX = 0.05
-
-
-def tv(p: np.ndarray, q: np.ndarray) -> float:
-    n = max(len(p), len(q))
-    return 0.5 * float(np.abs(np.pad(p, (0, n - len(p))) - np.pad(q, (0, n - len(q)))).sum())
 
 
 def spec_of(mix: MixingSpec, cov: str) -> ModelSpec:

@@ -18,7 +18,7 @@ import math
 import arviz as az
 import numpy as np
 import pytest
-from exact_partitions import ENUM_X1, ENUM_X2, exact_posterior, uniform_k
+from exact_partitions import ENUM_X1, ENUM_X2, exact_posterior, tv, uniform_k
 from exact_semiconj import partition_log_likelihoods_semi, posterior_mean_beta
 
 from bayesmix.engines.gibbs import sample_gibbs
@@ -30,11 +30,6 @@ from bayesmix.spec import GammaPrior, KernelSpec, KPrior, MixingSpec, ModelSpec
 DRAWS = dict(chains=2, draws=25000, tune=300, progress=False, cores=1, seed=20261202)
 MIN_ESS_KPLUS = 1500
 TV_MAX = 0.05
-
-
-def tv(p: np.ndarray, q: np.ndarray) -> float:
-    n = max(len(p), len(q))
-    return 0.5 * float(np.abs(np.pad(p, (0, n - len(p))) - np.pad(q, (0, n - len(q)))).sum())
 
 
 def defaults(x: np.ndarray) -> dict:

@@ -30,11 +30,24 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.numerics.linalg import chol_downdate, chol_lower, chol_update, tri_inv_lower
+from bayesmix.numerics.linalg import chol_downdate, chol_lower, chol_update, gram, tri_inv_lower
 
 LOG_PI = math.log(math.pi)
 LOG_2PI = math.log(2.0 * math.pi)
 NEG_INF = -np.inf
+
+
+@njit(cache=True, nogil=True)
+def bartlett_factor(df, a):
+    """a <- the Bartlett factor of W(df, I): lower, a_ii^2 ~ chi2(df - i), a_ij ~ N(0, 1)
+    (i > j), so that a a^T ~ W(df, I)."""
+    d = a.shape[0]
+    for i in range(d):
+        for j in range(d):
+            a[i, j] = 0.0
+        a[i, i] = math.sqrt(2.0 * np.random.gamma(0.5 * (df - i), 1.0))
+        for j in range(i):
+            a[i, j] = np.random.standard_normal()
 
 
 @njit(cache=True, nogil=True)
@@ -45,12 +58,7 @@ def draw_iw_chol(c, nu, a, m, s, out):
     so Sigma = (c A^{-T})(c A^{-T})^T.  a, m, s are (D, D) work arrays.
     """
     d = c.shape[0]
-    for i in range(d):
-        for j in range(d):
-            a[i, j] = 0.0
-        a[i, i] = math.sqrt(2.0 * np.random.gamma(0.5 * (nu - i), 1.0))
-        for j in range(i):
-            a[i, j] = np.random.standard_normal()
+    bartlett_factor(nu, a)
     tri_inv_lower(a, m)  # m = A^{-1}
     # out <- B = c m^T (reuse out as scratch), then s = B B^T
     for i in range(d):
@@ -59,13 +67,7 @@ def draw_iw_chol(c, nu, a, m, s, out):
             for k in range(min(i, j) + 1):
                 t += c[i, k] * m[j, k]
             out[i, j] = t
-    for i in range(d):
-        for j in range(i + 1):
-            t = 0.0
-            for k in range(d):
-                t += out[i, k] * out[j, k]
-            s[i, j] = t
-            s[j, i] = t
+    gram(out, s)
     chol_lower(s, out)
 
 

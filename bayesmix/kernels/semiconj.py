@@ -33,8 +33,8 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.kernels.niw import draw_iw_chol, draw_params_all
-from bayesmix.numerics.linalg import chol_lower, tri_inv_lower
+from bayesmix.kernels.niw import bartlett_factor, draw_iw_chol, draw_params_all
+from bayesmix.numerics.linalg import chol_lower, gram, tri_inv_lower
 
 CONJUGATE = 0
 SEMI_CONJUGATE = 1
@@ -180,25 +180,14 @@ def _scan_diag(kk, cnt, xbar, scat, c0, g0, hier, b0, bv, gr, mu, lc, c0m):
 def _draw_wishart(df, r, a, m, out):
     """out = Q ~ W(df, V) for any square root r of V (V = r r^T): Q = r A A^T r^T (Bartlett)."""
     d = r.shape[0]
-    for i in range(d):
-        for j in range(d):
-            a[i, j] = 0.0
-        a[i, i] = math.sqrt(2.0 * np.random.gamma(0.5 * (df - i), 1.0))
-        for j in range(i):
-            a[i, j] = np.random.standard_normal()
+    bartlett_factor(df, a)
     for i in range(d):  # m = r A
         for j in range(d):
             t = 0.0
             for k in range(j, d):
                 t += r[i, k] * a[k, j]
             m[i, j] = t
-    for i in range(d):
-        for j in range(i + 1):
-            t = 0.0
-            for k in range(d):
-                t += m[i, k] * m[j, k]
-            out[i, j] = t
-            out[j, i] = t
+    gram(m, out)
 
 
 @njit(cache=True, nogil=True)

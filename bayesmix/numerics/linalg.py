@@ -95,3 +95,16 @@ def logsumexp(v, n):
     for k in range(n):
         s += math.exp(v[k] - m)
     return m + math.log(s)
+
+
+@njit(cache=True, nogil=True)
+def gram(b, out):
+    """out = b b^T (symmetric; b square, any shape of triangle)."""
+    d = b.shape[0]
+    for i in range(d):
+        for j in range(i + 1):
+            t = 0.0
+            for k in range(d):
+                t += b[i, k] * b[j, k]
+            out[i, j] = t
+            out[j, i] = t
