@@ -136,6 +136,10 @@ class KernelSpec:
         c0 = 2.5 + (D - 1)/2, g0 = 0.5 + (D - 1)/2, G0 = 100 g0 / c0, median.
         ``data_scaled = false`` fixes R_d = 1 and b0 = m0 (a prior that does not look at the
         data, on the standardised scale).
+    conjugate with a hierarchical scale (``scale_prior = {shape, rate}``; collapsed Gibbs):
+        b0 ~ Gamma(shape, rate) in 1-D and per feature for ``diag`` (one b0 for all features),
+        psi0 ~ Gamma(shape, rate) for full covariances; sampled exactly given the partition
+        (``kernels.niw.draw_scale``).
     weakly_informative: mu ~ N(m0, mu_sd^2), sigma ~ HalfNormal(sigma_sd),
         and for full covariance an LKJ(lkj_eta) correlation (NUTS only).
     covariance: "full", "diag", or "auto": chosen per data set before sampling by EM + BIC
@@ -160,6 +164,7 @@ class KernelSpec:
     mean_centre: str | None = None
     mean_var: float = 1.0
     data_scaled: bool = True  # False: R_d = 1 and b0 = m0 (a data-independent prior, e.g. SBC)
+    scale_prior: GammaPrior | None = None  # conjugate: b0 (1-D, diag) or psi0 (full) ~ Gamma
 
     def semi_defaults(self, d: int) -> tuple[float, float, float, str]:
         """(c0, g0, G0, mean centre) of the semi-conjugate prior in dimension d (class docstring)."""
@@ -445,6 +450,10 @@ def _parse_kernel(where: str, table: dict) -> KernelSpec:
                 where, "kernel.data_scaled", f"must be true or false, got {table['data_scaled']!r}"
             )
         kw["data_scaled"] = table["data_scaled"]
+    if "scale_prior" in table:
+        if table.get("prior", "conjugate") != "conjugate":
+            raise _err(where, "kernel.scale_prior", "applies only to prior = 'conjugate'")
+        kw["scale_prior"] = _gamma_prior(where, "kernel.scale_prior", table["scale_prior"])
     semi_keys = ("scale", "c0", "g0", "G0", "mean_centre", "mean_var", "data_scaled")
     if table.get("prior", "conjugate") != "semi_conjugate":
         for key in semi_keys:

@@ -176,7 +176,7 @@ def test_targets() -> None:
 # End to end: run_study, the partial file, errors, Ctrl-C, --resume
 # --------------------------------------------------------------------------
 
-TINY = Settings(seed=5, tune=30, draws=60, draws_large=60, tune_gibbs=30)
+TINY = Settings(seed=5, tune=30, draws=60, draws_large=60, tune_gibbs=30, draws_gibbs=60)
 TODO = [Case(2, 1, "well", 100, 0), Case(1, 2, "well", 100, 0)]
 
 

@@ -24,8 +24,9 @@ class Draws:
                      strength); None when fixed
       params: name -> (C, S) every random parameter of the mixing (concentration, discount,
               K of an MFM), as the posterior group stores them
-      kernel_params: name -> (C, S, D, D) the kernel's random hyperparameters (the scale C0
-              of a semi-conjugate kernel with a hierarchical scale; precision units)
+      kernel_params: name -> the kernel's random hyperparameters: the scale C0 (C, S, D, D) of
+              a semi-conjugate kernel with a hierarchical scale, or b0 / psi0 (C, S) of a
+              conjugate one (standardised scale)
       z:    (C, S, N) int    allocations, when the engine samples them natively
       sample_stats: name -> (C, S) array (e.g. ``diverging``)
       timing: ``compile_s`` and ``sampling_s`` in seconds

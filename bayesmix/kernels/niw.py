@@ -511,3 +511,45 @@ def log_marginal(n, xbar, scat, hyp, diag, psi, wl):
     for a in range(d):
         v += math.lgamma(0.5 * (nun - a)) - math.lgamma(0.5 * (nu0 - a)) - nun * math.log(wl[a, a])
     return v
+
+
+@njit(cache=True, nogil=True)
+def draw_scale(kk, cnt, xbar, scat, hyp, diag, psi, wl, wa, wb, wc):
+    """psi0 | partition, for the conjugate kernel with psi0 ~ Gamma(hyp[4], hyp[5])
+    (Psi0 = psi0 I; NIG: psi0 = 2 b0), by data augmentation: Sigma_c | x_c, psi0 from the
+    NIW/NIG conditional posterior for every occupied cluster c < kk, then
+    psi0 | Sigma ~ Gamma(hyp[4] + K+ nu0 D / 2, hyp[5] + 1/2 sum_c tr(Sigma_c^{-1}))
+    (IW(Sigma; nu0, psi0 I) is proportional to psi0^(nu0 D / 2) exp(-psi0 tr(Sigma^{-1}) / 2)).
+    Returns the new psi0; psi, wl, wa, wb, wc are (D, D) work arrays."""
+    m0, k0, nu0, psi0 = hyp[0], hyp[1], hyp[2], hyp[3]
+    d = xbar.shape[1]
+    tr = 0.0
+    kplus = 0
+    for k in range(kk):
+        n = cnt[k]
+        if n == 0:
+            continue
+        kplus += 1
+        kn = k0 + n
+        f = k0 * n / kn
+        nun = nu0 + n
+        if diag:
+            for a in range(d):
+                v = psi0 + scat[k, a, a] + f * (xbar[k, a] - m0) ** 2
+                tr += 2.0 * np.random.gamma(0.5 * nun, 1.0) / v  # 1/sigma^2 ~ Gamma(nun/2, v/2)
+            continue
+        for a in range(d):
+            for b in range(d):
+                v = scat[k, a, b] + f * (xbar[k, a] - m0) * (xbar[k, b] - m0)
+                psi[a, b] = v + psi0 if a == b else v
+        chol_lower(psi, wl)  # Psi_n = c c^T; Sigma^{-1} = c^{-T} A A^T c^{-1} (Bartlett)
+        tri_inv_lower(wl, wa)  # wa = c^{-1}
+        bartlett_factor(nun, wb)
+        for a in range(d):  # tr(Sigma^{-1}) = |c^{-T} A|_F^2
+            for b in range(d):
+                t = 0.0
+                for e in range(d):
+                    t += wa[e, a] * wb[e, b]
+                tr += t * t
+    shape = hyp[4] + 0.5 * kplus * nu0 * d
+    return np.random.gamma(shape, 1.0) / (hyp[5] + 0.5 * tr)

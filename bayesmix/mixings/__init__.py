@@ -21,10 +21,11 @@ from bayesmix.mixings.registry import (
     MFM,
     MFM_DYNAMIC,
     PITMAN_YOR,
+    SCALE_SLOT,
     STATE_SIZE,
 )
 
-__all__ = ["DP", "FINITE", "K_SLOT", "MFM", "MFM_DYNAMIC", "PITMAN_YOR", "STATE_SIZE"]
+__all__ = ["DP", "FINITE", "K_SLOT", "MFM", "MFM_DYNAMIC", "PITMAN_YOR", "SCALE_SLOT", "STATE_SIZE"]
 from bayesmix.spec import FPrior, GammaPrior, MixingSpec
 
 K_MAX_DEFAULT_CAP = 500  # largest K the MFM samplers represent when the prior has a long tail

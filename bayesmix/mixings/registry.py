@@ -4,7 +4,8 @@ these functions (and one line in ``bayesmix/mixings/__init__.py``'s table).
 
 The chain state every mixing shares (float array): [concentration (alpha | gamma | theta),
 its log MH step, accepted, proposed, accepted split-merge moves, discount (PY), its log MH
-step, accepted, proposed, K (MFM)]. ``hp`` holds the hyperprior: [concentration fixed (1/0),
+step, accepted, proposed, K (MFM), the conjugate kernel's scale psi0 when it has a prior
+(``SCALE_SLOT``; 0 otherwise)]. ``hp`` holds the hyperprior: [concentration fixed (1/0),
 its prior's a, b, discount fixed (1/0), c, d, prior family of the concentration (0 Gamma,
 1 F)].
 """
@@ -18,8 +19,9 @@ from numba import njit
 from bayesmix.mixings import dp, finite, mfm, pitman_yor, sticks
 
 DP, FINITE, PITMAN_YOR, MFM, MFM_DYNAMIC = 0, 1, 2, 3, 4
-STATE_SIZE = 10
+STATE_SIZE = 11
 K_SLOT = mfm.K_SLOT
+SCALE_SLOT = 10
 
 
 @njit(cache=True, nogil=True)

@@ -83,6 +83,9 @@ def build_datatree(
         if lp is not None:
             log_prior[name] = (CD, lp)
     for name, c0 in draws.kernel_params.items():
+        if c0.ndim == 2:  # a conjugate kernel's scale b0 or psi0, on the standardised scale
+            post[name] = (CD, c0)
+            continue
         # Sigma^{-1} ~ W(c0, C0): C0 scales like Sigma, so C0_data = S C0 S (S = diag(scale))
         c0d = c0 * data.scale[:, None] * data.scale[None, :]
         if d == 1:  # Richardson & Green's beta

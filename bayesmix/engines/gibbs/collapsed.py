@@ -24,6 +24,7 @@ from bayesmix.kernels.niw import (
     cl_reset,
     cluster_stats,
     draw_params_all,
+    draw_scale,
     mixture_loglik,
     predictive_tables,
 )
@@ -103,6 +104,9 @@ def collapsed_chain(
     """
     finite = kind == registry.FINITE
     hyper_random = hp[0] == 0.0 or hp[3] == 0.0
+    scale_random = hyp.shape[0] > 5 and hyp[4] > 0.0  # psi0 ~ Gamma(hyp[4], hyp[5])
+    if scale_random and state[registry.SCALE_SLOT] > 0.0:
+        hyp[3] = state[registry.SCALE_SLOT]  # the chain's current psi0 (hyp is a copy)
     n, d = x.shape
     if seed >= 0:
         np.random.seed(seed)
@@ -187,6 +191,14 @@ def collapsed_chain(
         labelled, c1 = registry.split_merge_constants(kind, state)
         # exact rebuild of all cluster statistics from z
         cluster_stats(x, z, cap, cnt, xb, sc, diag)
+        if scale_random:  # psi0 | partition, then the prior predictive under the new psi0
+            w5 = tmp[10]
+            psi0 = draw_scale(cap, cnt, xb, sc, hyp, diag, psi, wl, w5, tmp[11], tmp[9][0])
+            hyp[3] = psi0
+            state[registry.SCALE_SLOT] = psi0
+            cl_reset(0, cnt0, mean0, scl0, cst0, q0, tc, hyp, diag)
+            for i in range(n):
+                lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], diag, u)
         nact = 0
         nfree = 0
         for k in range(cap - 1, -1, -1):
@@ -444,7 +456,8 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
     MFM: K from the state, w ~ Dirichlet(g + n_1, .., g + n_k, g, .., g) over K (g = gamma, or
     alpha / K for the dynamic MFM)
     slots (the K - k empty ones with prior parameters). Slots beyond get zero weight and prior
-    parameters. Parameters come from the NIW/NIG conditional posterior (the prior when empty).
+    parameters. Parameters come from the NIW/NIG conditional posterior (the prior when empty),
+    with the draw's psi0 when the kernel's scale has a prior (hyp is then modified).
     out_ll[s] = sum_i log sum_k w_k N(x_i | mu_k, Sigma_k).
     """
     np.random.seed(seed)
@@ -511,6 +524,8 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
             if ncl < kc:
                 logw[ncl] = log_gamma_rv(conc + ncl * sig)
         lse = logsumexp(logw, kc)
+        if hyp.shape[0] > 5 and hyp[4] > 0.0:  # this draw's psi0
+            hyp[3] = states[s, registry.SCALE_SLOT]
         draw_params_all(kc, cnt, xb, sc, hyp, diag, mu, lo, wk[0], wk[1], wk[2], wk[3], wk[4])
         for k in range(kc):
             logw[k] -= lse

@@ -52,7 +52,8 @@ class ChainConfig:
     """Everything a chain needs besides the data (picklable, sent to the workers)."""
 
     algorithm: str  # collapsed | blocked | telescoping
-    hyp: tuple[float, float, float, float]  # m0, kappa0, nu0, psi0 (NIG: nu0 = 2 a0, psi0 = 2 b0)
+    hyp: tuple[float, ...]  # m0, kappa0, nu0, psi0 (NIG: nu0 = 2 a0, psi0 = 2 b0)[, psi0's
+    # Gamma(shape, rate) when the conjugate kernel's scale has a prior]
     diag: bool
     kind: int  # the mixing's code (bayesmix.mixings.registry)
     labelled: bool  # K labelled slots (finite)
@@ -140,6 +141,16 @@ def _config(
                 f"kernel.nu0 must be > D - 1 = {d - 1} for the Inverse-Wishart, got {nu0}"
             )
         hyp = (float(kern.m0), float(kern.kappa0), float(nu0), float(kern.psi0))
+    if kern.scale_prior is not None and kern.prior == "conjugate":
+        if algorithm != "collapsed":
+            raise InputError(
+                "kernel.scale_prior (a hierarchical scale for the conjugate kernel) runs on the "
+                "collapsed engine: use --engine collapsed (or prior = 'semi_conjugate' for the "
+                "blocked and telescoping samplers)"
+            )
+        # b0 ~ Gamma(a, b) is psi0 = 2 b0 ~ Gamma(a, b / 2)
+        rate = kern.scale_prior.rate / 2.0 if diag else kern.scale_prior.rate
+        hyp = hyp + (float(kern.scale_prior.shape), float(rate))
     fixed = mix.concentration is not None  # a fixed value wins over a (default) prior
     if not fixed and mix.concentration_prior is None:
         raise InputError(f"mixing: give {mix.concentration_name} or {mix.concentration_name}_prior")
@@ -324,10 +335,12 @@ def _run_chain(
 
 
 def _prior_draws(
-    rng: np.random.Generator, m: int, d: int, cfg: ChainConfig
+    rng: np.random.Generator, m: int, d: int, cfg: ChainConfig, psi0: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """m draws (mu, Sigma) from the NIW (NIG per feature if diag) prior."""
-    m0, k0, nu0, psi0 = cfg.hyp
+    """m draws (mu, Sigma) from the NIW (NIG per feature if diag) prior; ``psi0`` (m,): each
+    draw's own scale (a hierarchical scale), else the spec's."""
+    m0, k0, nu0 = cfg.hyp[:3]
+    psi0 = cfg.hyp[3] if psi0 is None else np.asarray(psi0, dtype=float)[:, None]
     if cfg.diag:
         var = psi0 / rng.chisquare(nu0, size=(m, d))  # IG(nu0/2, psi0/2)
         cov = np.zeros((m, d, d))
@@ -339,7 +352,7 @@ def _prior_draws(
     for i in range(d):  # Bartlett: Sigma^{-1} = A A^T / psi0 ~ W(nu0, I / psi0)
         a[:, i, i] = np.sqrt(rng.chisquare(nu0 - i, size=m))
         a[:, i, :i] = rng.standard_normal((m, i))
-    cov = psi0 * np.linalg.inv(a @ np.swapaxes(a, 1, 2))
+    cov = np.reshape(psi0, (-1, 1, 1)) * np.linalg.inv(a @ np.swapaxes(a, 1, 2))
     cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
     lo = np.linalg.cholesky(cov / k0)
     mu = m0 + np.einsum("mij,mj->mi", lo, rng.standard_normal((m, d)))
@@ -390,7 +403,10 @@ def _pad(res: dict, k_out: int, rng: np.random.Generator, cfg: ChainConfig) -> N
     if k == k_out:
         return
     extra = k_out - k
-    mu, cov = _prior_draws(rng, s * extra, d, cfg)
+    psi0 = None
+    if len(cfg.hyp) > 5:  # each draw's psi0, for each of its extra slots
+        psi0 = np.repeat(res["state"][:, mixings.SCALE_SLOT], extra)
+    mu, cov = _prior_draws(rng, s * extra, d, cfg, psi0)
     res["w"] = np.concatenate([res["w"], np.zeros((s, extra))], axis=1)
     res["mu"] = np.concatenate([res["mu"], mu.reshape(s, extra, d)], axis=1)
     res["cov"] = np.concatenate([res["cov"], cov.reshape(s, extra, d, d)], axis=1)
@@ -502,6 +518,8 @@ def sample_gibbs(
         rng = np.random.default_rng(sub[1])
         rngs.append(rng)
         state0.append(mixings.initial_state(spec.mixing, rng))
+        if len(cfg.hyp) > 5:
+            state0[-1][mixings.SCALE_SLOT] = cfg.hyp[3]
 
     compile_s = _warmup(cfg, d)
     total = cfg.tune + cfg.draws * cfg.thin
@@ -574,6 +592,9 @@ def sample_gibbs(
     if "discount" in params:
         info["discount_accept_rate"] = [r["accept_discount"] for r in results]
     kernel_params = {}
+    if len(cfg.hyp) > 5:  # the conjugate kernel's hierarchical scale (standardised scale)
+        psi0 = stack("state")[..., mixings.SCALE_SLOT]
+        kernel_params["b0" if cfg.diag else "psi0"] = 0.5 * psi0 if cfg.diag else psi0
     if cfg.kern == semiconj.SEMI_CONJUGATE:
         info["kernel"] = "semi_conjugate_" + ("diag" if cfg.diag else "full")
         info["kernel_hyper"] = {
