@@ -86,6 +86,8 @@ def test_telescoping_empty_slots_are_prior_draws_given_the_scale():
 def test_describe_kernel_names_every_prior():
     assert describe_kernel(KernelSpec(), 1).startswith("conjugate Normal-Inverse-Gamma, 1-D")
     assert "IW(4, 0.25 I)" in describe_kernel(KernelSpec(), 2)
+    hier = describe_kernel({"scale_prior": {"shape": 2.0, "rate": 8.0}}, 1)
+    assert "sigma^2 ~ IG(2, b0)" in hier and "b0 ~ Gamma(2, 8)" in hier
     semi = describe_kernel({"prior": "semi_conjugate", "covariance": "full"}, 3)
     assert semi.startswith("semi-conjugate, hierarchical scale, full covariance")
     assert "W(3.5, C0)" in semi and "C0 ~ W(1.5, 42.8571 diag(1/R^2))" in semi

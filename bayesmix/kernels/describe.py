@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bayesmix.spec import KernelSpec
+from bayesmix.spec import GammaPrior, KernelSpec
 
 
 def _g(v: float) -> str:
@@ -20,7 +20,10 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
     SD); semi-conjugate ones are scaled by each feature's range R (``KernelSpec``)."""
     if isinstance(kernel, dict):
         names = {f.name for f in dataclasses.fields(KernelSpec)}
-        kernel = KernelSpec(**{k: v for k, v in kernel.items() if k in names})
+        kw = {k: v for k, v in kernel.items() if k in names}
+        if isinstance(kw.get("scale_prior"), dict):
+            kw["scale_prior"] = GammaPrior(**kw["scale_prior"])
+        kernel = KernelSpec(**kw)
     k = kernel
     cov = "1-D" if d == 1 else ("diagonal" if k.covariance == "diag" else "full covariance")
     if k.prior == "semi_conjugate":
@@ -49,14 +52,20 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
             + ("; R = each feature's range" if k.data_scaled else "")
         )
     if k.prior == "conjugate":
+        sp = k.scale_prior
         if d == 1 or k.covariance == "diag":
+            b0 = "b0" if sp else _g(k.b0)
+            hyper = f", b0 ~ Gamma({_g(sp.shape)}, {_g(sp.rate)})" if sp else ""
             return (
-                f"conjugate Normal-Inverse-Gamma, {cov}: sigma^2 ~ IG({_g(k.a0)}, {_g(k.b0)}), "
-                f"mu | sigma^2 ~ N({_g(k.m0)}, sigma^2/{_g(k.kappa0)}) (standardised scale)"
+                f"conjugate Normal-Inverse-Gamma, {cov}: sigma^2 ~ IG({_g(k.a0)}, {b0}), "
+                f"mu | sigma^2 ~ N({_g(k.m0)}, sigma^2/{_g(k.kappa0)}){hyper} "
+                "(standardised scale)"
             )
+        psi0 = "psi0" if sp else _g(k.psi0)
+        hyper = f", psi0 ~ Gamma({_g(sp.shape)}, {_g(sp.rate)})" if sp else ""
         return (
             f"conjugate Normal-Inverse-Wishart, {cov}: Sigma ~ IW({_g(k.nu0_for(d))}, "
-            f"{_g(k.psi0)} I), mu | Sigma ~ N({_g(k.m0)}, Sigma/{_g(k.kappa0)}) "
+            f"{psi0} I), mu | Sigma ~ N({_g(k.m0)}, Sigma/{_g(k.kappa0)}){hyper} "
             "(standardised scale)"
         )
     lkj = f", LKJ({_g(k.lkj_eta)}) correlations" if d > 1 and k.covariance == "full" else ""
