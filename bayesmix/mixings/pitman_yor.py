@@ -6,8 +6,9 @@ Blocked samplers use the truncated sticks v_k ~ Beta(1 - sigma, theta + k sigma)
 random-walk MH (on log(theta + sigma) and on logit sigma, keeping theta + sigma fixed when
 sigma moves, so theta > -sigma always holds).
 
-The stick label-switching moves of the DP assume iid Beta(1, alpha) sticks; PY sticks are not
-exchangeable, so blocked PY runs without them.
+Blocked PY uses the DP's label-switching moves (``dp.dp_label_moves``) with the sticks' prior
+ratio ((1 - v_j) / (1 - v_{j+1}))^sigma in the adjacent swap, since PY sticks are not
+exchangeable.
 """
 
 from __future__ import annotations
