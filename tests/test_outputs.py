@@ -63,7 +63,19 @@ def _count_writes(monkeypatch) -> list[int]:
     return calls
 
 
-def test_sigint_at_every_write_step_leaves_old_or_new_never_a_mix(two_fits, monkeypatch, tmp_path):
+@pytest.fixture
+def python_sigint():
+    """SIGINT handled as in a fresh CLI process (KeyboardInterrupt), whatever earlier tests in
+    this process left installed; restored afterwards."""
+    prev = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield prev
+    signal.signal(signal.SIGINT, prev)
+
+
+def test_sigint_at_every_write_step_leaves_old_or_new_never_a_mix(
+    two_fits, monkeypatch, tmp_path, python_sigint
+):
     out, old, result, new_csv = two_fits
     import bayesmix.fit as fitmod
 
