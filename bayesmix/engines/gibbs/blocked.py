@@ -40,11 +40,17 @@ def blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, 
 def save_draw(s, z, logw, mu, lc, state, out_z, out_w, out_mu, out_cov, out_state):
     """Copy the chain's current draw into row s of the outputs (Sigma = L L^T)."""
     n = z.shape[0]
-    kk, d = mu.shape
     for j in range(out_state.shape[1]):
         out_state[s, j] = state[j]
     for i in range(n):
         out_z[s, i] = z[i]
+    store_params(s, logw, mu, lc, out_w, out_mu, out_cov)
+
+
+@njit(cache=True, nogil=True)
+def store_params(s, logw, mu, lc, out_w, out_mu, out_cov):
+    """Row s of the outputs <- w = exp(logw), mu and Sigma = L L^T of every slot."""
+    kk, d = mu.shape
     for k in range(kk):
         out_w[s, k] = math.exp(logw[k])
         for a in range(d):

@@ -16,6 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
+from bayesmix.engines.gibbs.blocked import store_params
 from bayesmix.engines.gibbs.split_merge import split_merge
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
@@ -529,13 +530,5 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
         draw_params_all(kc, cnt, xb, sc, hyp, diag, mu, lo, wk[0], wk[1], wk[2], wk[3], wk[4])
         for k in range(kc):
             logw[k] -= lse
-            out_w[s, k] = math.exp(logw[k])
-            for a in range(d):
-                out_mu[s, k, a] = mu[k, a]
-                for b in range(a + 1):
-                    t = 0.0
-                    for e in range(b + 1):
-                        t += lo[k, a, e] * lo[k, b, e]
-                    out_cov[s, k, a, b] = t
-                    out_cov[s, k, b, a] = t
+        store_params(s, logw, mu, lo, out_w, out_mu, out_cov)
         out_ll[s] = mixture_loglik(x, logw, mu, lo, diag)
