@@ -23,6 +23,9 @@ Mixings (``exact_posterior(mixing=..., params=...)``), with n = N and block size
     ``"pitman_yor"``  params {"strength": theta, "discount": sigma}, 0 <= sigma < 1, theta > -sigma
                       EPPF = prod_{i=1}^{k-1} (theta + i sigma) / (theta + 1)_(n-1)
                              * prod_j (1 - sigma)_(n_j - 1)
+    ``"pitman_yor_truncated"``  params {"strength", "discount", "truncation": T}: the sticks
+                      truncated at T, as in the blocked sampler (``log_eppf_pitman_yor_truncated``:
+                      a sum over the maps of the blocks to the T labelled slots)
     ``"finite"``      params {"concentration": gamma, "n_components": K}; w ~ Dir(gamma, .., gamma)
                       EPPF = K!/(K-k)! Gamma(K gamma)/Gamma(K gamma + n) prod_j (gamma)_(n_j)
                       (unlabelled partition; 0 if k > K)
@@ -61,13 +64,14 @@ of alpha has no finite MCSE: compare E[log alpha] (``mean_log``) or the grid cdf
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from functools import cache
 
 import numpy as np
 from scipy import stats
-from scipy.special import expit, gammaln, logsumexp, multigammaln, polygamma
+from scipy.special import betaln, expit, gammaln, logsumexp, multigammaln, polygamma
 
 # --------------------------------------------------------------------------
 # Data sets and kernel hyperparameters
@@ -236,6 +240,32 @@ def log_eppf_pitman_yor(sizes, strength, discount):
     return out
 
 
+def log_eppf_pitman_yor_truncated(sizes, strength, discount, truncation: int):
+    """Pitman-Yor sticks truncated at T (v_t ~ Beta(1 - sigma, theta + t sigma), t < T,
+    v_T = 1; the blocked sampler's model).  The labels are not exchangeable, so the
+    probability of a set partition sums over the T!/(T-k)! injective maps of its k blocks to
+    the T slots the probability of the labelled allocation,
+        prod_{t<T} B(1 - sigma + n_t, theta + t sigma + m_t) / B(1 - sigma, theta + t sigma),
+    with n_t the size of the block in slot t and m_t = sum_{u>t} n_u (-inf for k > T)."""
+    s = _sizes(sizes)
+    t_max = int(truncation)
+    th, sg = np.broadcast_arrays(np.asarray(strength, float), np.asarray(discount, float))
+    if len(s) > t_max:
+        return np.full(th.shape, -np.inf)
+    a = 1.0 - sg
+    terms = []
+    for slots in itertools.permutations(range(t_max), len(s)):
+        cnt = np.zeros(t_max, dtype=np.int64)
+        cnt[list(slots)] = s
+        tail = np.concatenate([np.cumsum(cnt[::-1])[::-1][1:], [0]])
+        v = np.zeros(th.shape)
+        for t in range(t_max - 1):
+            b = th + (t + 1) * sg
+            v = v + betaln(a + cnt[t], b + tail[t]) - betaln(a, b)
+        terms.append(v)
+    return logsumexp(np.stack(terms), axis=0)
+
+
 def log_falling(kk, k: int):
     """log K_(k) = log K!/(K-k)! for integer-valued K (array) and k >= 0; -inf where K < k."""
     kk = np.asarray(kk, dtype=float)
@@ -307,6 +337,10 @@ def log_eppf(sizes, mixing: str, params: dict):
         return log_eppf_dp(sizes, params["concentration"])
     if mixing == "pitman_yor":
         return log_eppf_pitman_yor(sizes, params["strength"], params["discount"])
+    if mixing == "pitman_yor_truncated":
+        return log_eppf_pitman_yor_truncated(
+            sizes, params["strength"], params["discount"], params["truncation"]
+        )
     if mixing == "finite":
         return log_eppf_finite(sizes, params["concentration"], params["n_components"])
     if mixing == "mfm_static":
@@ -490,6 +524,7 @@ def grid_from_nodes(spec, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _PARAMS = {
     "dp": ("concentration",),
     "pitman_yor": ("strength", "discount"),
+    "pitman_yor_truncated": ("strength", "discount", "truncation"),
     "finite": ("concentration", "n_components"),
     "mfm_static": ("concentration", "k_prior"),
     "mfm_dynamic": ("concentration", "k_prior"),
@@ -580,7 +615,7 @@ def exact_posterior(
         log_w = log_w + lw.reshape(shape)
     grid_shape = log_w.shape
     pv = {nm: (nodes[nm] if nm in nodes else params[nm]) for nm in _PARAMS[mixing]}
-    if mixing == "pitman_yor":
+    if mixing in ("pitman_yor", "pitman_yor_truncated"):
         sg = np.asarray(pv["discount"], dtype=float)
         if "strength" in nodes:
             pv["strength"] = nodes["strength"] - sg  # the prior is on theta + sigma
@@ -640,7 +675,7 @@ def exact_posterior(
         orders = _moment_orders(tuple(hyper_priors[nm]))
         out["mean"][nm] = float((q * v).sum()) if 1 in orders else math.inf
         out["second_moment"][nm] = float((q * v * v).sum()) if 2 in orders else math.inf
-        if not (mixing == "pitman_yor" and nm == "strength"):
+        if not (mixing.startswith("pitman_yor") and nm == "strength"):
             out["mean_log"][nm] = float((q * np.log(v)).sum())
         other = tuple(i for i in range(len(names)) if i != ax)
         out["hyper_grid"][nm] = (nodes[nm].ravel(), q.sum(axis=other) if other else q)

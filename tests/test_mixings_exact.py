@@ -59,6 +59,20 @@ CASES = {
         "pitman_yor", {"strength": 0.5}, {"discount": ("beta", 2.0, 3.0)},
         ("collapsed",),  # blocked: a large discount makes T = 40 sticks a different model
     ),
+    # the blocked sampler's own model, sticks truncated at T = 4 (exact: the blocks summed
+    # over their maps to the 4 labelled slots), with the SBC's hyperpriors
+    "py_truncated_random_discount": (
+        ENUM_X2, "diag",
+        MixingSpec("pitman_yor", 4, 0.5, None, None, BetaPrior(2.0, 3.0)),
+        "pitman_yor_truncated", {"strength": 0.5, "truncation": 4},
+        {"discount": ("beta", 2.0, 3.0)}, ("blocked",),
+    ),
+    "py_truncated_random_both": (
+        ENUM_X2, "diag",
+        MixingSpec("pitman_yor", 4, None, GammaPrior(2.0, 2.0), None, BetaPrior(1.0, 3.0)),
+        "pitman_yor_truncated", {"truncation": 4},
+        {"strength": ("gamma", 2.0, 2.0), "discount": ("beta", 1.0, 3.0)}, ("blocked",),
+    ),
     "mfm_static_uniform": (
         ENUM_X1, "full",
         MixingSpec("mfm", 8, 1.0, None, k_prior=KPrior("uniform", (("max", 8.0),))),

@@ -113,13 +113,15 @@ def _prior_mean(prior: GammaPrior | FPrior) -> float:
 
 def initial_state(mixing: MixingSpec, rng: np.random.Generator) -> np.ndarray:
     """A chain's starting state: fixed values as given; a random concentration over-dispersed
-    around its prior mean (x exp(U(-1, 1))); the discount at its prior mean; K (MFM) = 10 or
+    around its prior mean (x exp(U(-1, 1))); a random discount drawn from its prior (so that
+    chains start apart and R-hat can see a slow discount); K (MFM) = 10 or
     K_max if smaller."""
     state = np.zeros(STATE_SIZE)
     if mixing.type == "pitman_yor":
         disc = mixing.discount
-        if disc is None:
-            disc = mixing.discount_prior.a / (mixing.discount_prior.a + mixing.discount_prior.b)
+        if disc is None:  # a prior draw, kept inside [0.01, 0.95]
+            pr = mixing.discount_prior
+            disc = min(max(float(rng.beta(pr.a, pr.b)), 0.01), 0.95)
         state[5] = disc
     if mixing.concentration is not None:
         state[0] = float(mixing.concentration)

@@ -2,7 +2,8 @@
 sigma in [0, 1). Gibbs-type with V(n, t + 1) / V(n, t) = theta + t sigma: in a collapsed sweep
 an existing cluster j weighs n_j - sigma and a new one theta + t sigma (t occupied clusters).
 Blocked samplers use the truncated sticks v_k ~ Beta(1 - sigma, theta + k sigma)
-(``sticks.py``). Hyperparameters: theta + sigma ~ Gamma(a, b) and sigma ~ Beta(c, d), each by
+(``sticks.py``), and update (theta, sigma) | z with the sticks integrated out, before the
+sticks are drawn. Hyperparameters: theta + sigma ~ Gamma(a, b) and sigma ~ Beta(c, d), each by
 random-walk MH (on log(theta + sigma) and on logit sigma, keeping theta + sigma fixed when
 sigma moves, so theta > -sigma always holds).
 
@@ -18,6 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
+from bayesmix.mixings.dp import _swap_labels
 from bayesmix.numerics.mh import MH_STEPS, mh_record
 
 # slots of the chain state: strength (0), its log step (1), accepted (2), proposed (3);
@@ -47,15 +49,87 @@ def log_eppf(strength, discount, cnt, act, nact, n):
 
 
 @njit(cache=True, nogil=True)
-def log_sticks(strength, discount, lv, l1v):
-    """log p(v_1..v_{T-1} | theta, sigma): Beta(1 - sigma, theta + k sigma) densities."""
-    v = 0.0
-    for k in range(lv.shape[0] - 1):
-        a = 1.0 - discount
+def _stick_norms(strength, discount, kk, out):
+    """out[k] = log B(1 - sigma, theta + (k + 1) sigma), the normaliser of stick k (0-based)."""
+    a = 1.0 - discount
+    for k in range(kk - 1):
         b = strength + (k + 1) * discount
-        v += math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-        v += (a - 1.0) * lv[k] + (b - 1.0) * l1v[k]
+        out[k] = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+@njit(cache=True, nogil=True)
+def _stick_terms(strength, discount, cnt, lo, hi, norms):
+    """sum_{k=lo}^{hi} log B(1 - sigma + n_k, theta + k sigma + m_k) - log B(1 - sigma,
+    theta + k sigma), m_k = sum_{l>k} n_l (0-based k, hi <= T - 2; norms from
+    ``_stick_norms``); terms with n_k = m_k = 0 are 0 and skipped."""
+    m = 0
+    for k in range(hi + 1, cnt.shape[0]):
+        m += cnt[k]
+    a = 1.0 - discount
+    v = 0.0
+    for k in range(hi, lo - 1, -1):
+        nk = cnt[k]
+        if nk > 0 or m > 0:
+            b = strength + (k + 1) * discount
+            v += math.lgamma(a + nk) + math.lgamma(b + m) - math.lgamma(a + b + nk + m) - norms[k]
+        m += nk
     return v
+
+
+@njit(cache=True, nogil=True)
+def log_truncated_marginal(strength, discount, cnt):
+    """log p(z | theta, sigma) under T truncated sticks v_k ~ Beta(1 - sigma, theta + k sigma),
+    k < T, v_T = 1, with the sticks integrated out (labelled allocations; Ishwaran & James 2001):
+    the sum over k < T of ``_stick_terms``."""
+    if not strength > -discount:
+        return -math.inf
+    kk = cnt.shape[0]
+    norms = np.empty(kk)
+    _stick_norms(strength, discount, kk, norms)
+    return _stick_terms(strength, discount, cnt, 0, kk - 2, norms)
+
+
+@njit(cache=True, nogil=True)
+def label_swaps(strength, discount, z, cnt, mu, lc, lab_of, old_of, n_prop):
+    """n_prop MH swaps of the labels (z, mu, L) of an occupied slot j and any other slot l
+    (uniform: a symmetric proposal), targeting p(z | theta, sigma) with the sticks integrated
+    out (``log_truncated_marginal``; the likelihood is unchanged by a relabelling that moves
+    the component parameters along). The truncated sticks are not exchangeable, so the slots'
+    order carries information on sigma; without these swaps, sigma | z mixed as slowly as the
+    arrangement of the occupied slots. Relabels z once at the end; returns the accepted count."""
+    kk = cnt.shape[0]
+    for k in range(kk):
+        lab_of[k] = k
+        old_of[k] = k
+    nocc = 0
+    for k in range(kk):
+        if cnt[k] > 0:
+            nocc += 1
+    norms = np.empty(kk)
+    _stick_norms(strength, discount, kk, norms)
+    nacc = 0
+    for _ in range(n_prop):
+        r = np.random.randint(0, nocc)
+        j = 0
+        while cnt[j] == 0 or r > 0:
+            if cnt[j] > 0:
+                r -= 1
+            j += 1
+        ll = np.random.randint(0, kk - 1)
+        if ll >= j:
+            ll += 1
+        lo, hi = min(j, ll), min(max(j, ll), kk - 2)  # only these terms change
+        old = _stick_terms(strength, discount, cnt, lo, hi, norms)
+        cnt[j], cnt[ll] = cnt[ll], cnt[j]
+        new = _stick_terms(strength, discount, cnt, lo, hi, norms)
+        cnt[j], cnt[ll] = cnt[ll], cnt[j]
+        if math.log(1.0 - np.random.random()) < new - old:
+            _swap_labels(j, ll, cnt, mu, lc, lab_of, old_of)
+            nacc += 1
+    if nacc > 0:
+        for i in range(z.shape[0]):
+            z[i] = lab_of[z[i]]
+    return nacc
 
 
 @njit(cache=True, nogil=True)
@@ -72,16 +146,16 @@ def _log_prior(strength, discount, hp):
 
 
 @njit(cache=True, nogil=True)
-def _mh(state, hp, it, tune, cnt, act, nact, n, lv, l1v, collapsed):
+def _mh(state, hp, it, tune, cnt, act, nact, n, collapsed):
     """MH_STEPS steps for each random parameter; the likelihood is the EPPF (collapsed) or
-    the stick densities (blocked)."""
+    the truncated sticks' marginal of the labelled allocations (blocked)."""
     th, sg = state[STRENGTH], state[DISCOUNT]
 
     def target(th, sg):
         prior = _log_prior(th, sg, hp)
         if collapsed:
             return prior + log_eppf(th, sg, cnt, act, nact, n)
-        return prior + log_sticks(th, sg, lv, l1v)
+        return prior + log_truncated_marginal(th, sg, cnt)
 
     cur = target(th, sg)
     if hp[0] == 0.0:  # strength: random walk on log(theta + sigma)
@@ -113,12 +187,18 @@ def _mh(state, hp, it, tune, cnt, act, nact, n, lv, l1v, collapsed):
 @njit(cache=True, nogil=True)
 def collapsed_update(state, hp, it, tune, cnt, act, nact, n):
     """(theta, sigma) | partition, by MH on the EPPF."""
-    dummy = np.zeros(1)
-    _mh(state, hp, it, tune, cnt, act, nact, n, dummy, dummy, True)
+    _mh(state, hp, it, tune, cnt, act, nact, n, True)
 
 
 @njit(cache=True, nogil=True)
-def blocked_update(state, hp, it, tune, lv, l1v):
-    """(theta, sigma) | sticks, by MH on the Beta(1 - sigma, theta + k sigma) densities."""
-    dummy = np.zeros(1, np.int64)
-    _mh(state, hp, it, tune, dummy, dummy, 0, 0, lv, l1v, False)
+def blocked_update(state, hp, it, tune, z, cnt, mu, lc, lab_of, old_of):
+    """Label swaps (``label_swaps``, T proposals), then (theta, sigma) | z by MH, both with
+    the sticks integrated out (``log_truncated_marginal``); the blocked sampler then draws the
+    sticks | z, theta, sigma. Returns whether z was relabelled. Given the sticks instead,
+    sigma mixed badly (ESS 30 in 40,000 draws, N = 100, T = 20, true sigma 0.8): the
+    T - K+ empty sticks, drawn from their prior, pin sigma to its current value."""
+    moved = label_swaps(state[STRENGTH], state[DISCOUNT], z, cnt, mu, lc, lab_of, old_of,
+                        cnt.shape[0])  # fmt: skip
+    if hp[0] == 0.0 or hp[3] == 0.0:
+        _mh(state, hp, it, tune, cnt, cnt, 0, 0, False)
+    return moved > 0

@@ -92,11 +92,27 @@ def blocked_weights(kind, cnt, state, lv, l1v, logw):
 
 
 @njit(cache=True, nogil=True)
+def hyper_given_counts(kind):
+    """Whether a blocked sampler updates the mixing's hyperparameters | z with the weights
+    integrated out (``blocked_update_counts``, before the weights | z) rather than | weights
+    (``blocked_update``, after them)."""
+    return kind == PITMAN_YOR
+
+
+@njit(cache=True, nogil=True)
+def blocked_update_counts(kind, state, hp, it, tune, z, cnt, mu, lc, lab_of, old_of):
+    """Moves on the labelled allocations and the mixing's hyperparameters, weights integrated
+    out (Pitman-Yor: ``pitman_yor.blocked_update``); returns whether z was relabelled."""
+    if kind == PITMAN_YOR:
+        return pitman_yor.blocked_update(state, hp, it, tune, z, cnt, mu, lc, lab_of, old_of)
+    return False
+
+
+@njit(cache=True, nogil=True)
 def blocked_update(kind, state, hp, it, tune, logw, lv, l1v):
-    """The mixing's hyperparameters given the weights of a blocked sampler."""
+    """The mixing's hyperparameters given the weights of a blocked sampler (DP: alpha | v;
+    finite: gamma | w)."""
     if kind == DP:
         state[0] = dp.blocked_update(state, l1v, hp[1], hp[2])
     elif kind == FINITE:
         state[0] = finite.blocked_update(state, logw, hp[1], hp[2], it, tune)
-    else:
-        pitman_yor.blocked_update(state, hp, it, tune, lv, l1v)

@@ -23,14 +23,23 @@ NEG_INF = -np.inf
 
 
 @njit(cache=True, nogil=True)
-def blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, start):
-    """Weights | z (the mixing's, ``registry.blocked_weights``: sticks or Dirichlet; log v_k and
+def blocked_update_given_z(
+    x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, start, hp, it, tune
+):
+    """Where the mixing samples them so (``registry.hyper_given_counts``; not at the start),
+    label swaps and the hyperparameters | z with the weights integrated out; weights | z (the mixing's, ``registry.blocked_weights``: sticks or Dirichlet; log v_k and
     log(1 - v_k) kept in ws for the hyperparameters and the label moves), then component
     parameters | z (the kernel's, ``semiconj.draw_kernel_params``; empty components from the
     prior)."""
     cnt, xbar, scat, _, psi, wa, wb, wc, wl, lv, l1v = ws[:11]
     kk = logw.shape[0]
     cluster_stats(x, z, kk, cnt, xbar, scat, diag)
+    if not start and registry.hyper_given_counts(kind):
+        lab_of, old_of = ws[11], ws[12]
+        if registry.blocked_update_counts(
+            kind, state, hp, it, tune, z, cnt, mu, lc, lab_of, old_of
+        ):
+            cluster_stats(x, z, kk, cnt, xbar, scat, diag)
     registry.blocked_weights(kind, cnt, state, lv, l1v, logw)
     wk = (psi, wa, wb, wc, wl)
     draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, wk, start)
@@ -99,7 +108,8 @@ def blocked_chain(
     the DP and Pitman-Yor, Dirichlet for the finite mixture); theta | z (NIW/NIG); for the DP
     and Pitman-Yor (if label_moves) the label-switching moves of ``dp_label_moves``; then the mixing's
     hyperparameters (``registry.blocked_update``: DP alpha | v ~ Gamma(a + T - 1,
-    b - sum_{k<T} log(1 - v_k)); finite gamma and Pitman-Yor (theta, sigma) by random-walk MH).
+    b - sum_{k<T} log(1 - v_k)); finite gamma | w by random-walk MH). Pitman-Yor's
+    (theta, sigma) are updated | z, sticks integrated out, just before the sticks | z.
     state: see ``bayesmix.mixings.registry`` (copied into out_state per kept draw).
     kern, hs, c0m: the kernel (``bayesmix.kernels.semiconj``: conjugate with ``hyp``, or
     semi-conjugate with ``hs`` and the scale C0 in c0m, copied into out_c0 per kept draw).
@@ -132,7 +142,9 @@ def blocked_chain(
     li = np.empty((kk, d, d))
     if it0 == 0:
         init_by_centres(x, min(kk, 10), z)
-        blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, True)
+        blocked_update_given_z(
+            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, True, hp, 0, tune
+        )
     pending = -1
     for it in range(it0, it0 + n_iter):
         # z | w, theta
@@ -142,11 +154,13 @@ def blocked_chain(
             out_ll[pending] = ll
             pending = -1
         # w, theta | z
-        blocked_update_given_z(x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, False)
+        blocked_update_given_z(
+            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, False, hp, it, tune
+        )
         if label_moves and (kind == registry.DP or kind == registry.PITMAN_YOR):
             dp_label_moves(z, logw, mu, lc, ws, state[5] if kind == registry.PITMAN_YOR else 0.0)
         # the mixing's hyperparameters | weights
-        if hp[0] == 0.0 or hp[3] == 0.0:
+        if (hp[0] == 0.0 or hp[3] == 0.0) and not registry.hyper_given_counts(kind):
             registry.blocked_update(kind, state, hp, it, tune, logw, ws[9], ws[10])
         # save
         if it >= tune and (it - tune + 1) % thin == 0:
