@@ -11,6 +11,7 @@ from pathlib import Path
 from bayesmix import format as F
 from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs
 from bayesmix.errors import InputError
+from bayesmix.spec import DEFAULT_MODEL
 
 EXIT_USAGE = 2
 MAX_PRINTED_FEATURES = 4  # cluster means on the terminal up to this many features
@@ -19,9 +20,9 @@ MAX_PRINTED_FEATURES = 4  # cluster means on the terminal up to this many featur
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        default="dp",
-        help="built-in spec name (dp, finite, sparse_finite, "
-        "dp_fixed_alpha, ...) or path to a TOML spec (default: dp)",
+        default=DEFAULT_MODEL,
+        help="built-in spec name (mfm_auto, mfm, dp, finite, sparse_finite, "
+        f"telescope, rg97, ...) or path to a TOML spec (default: {DEFAULT_MODEL})",
     )
     add_engine_options(p)
 
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="fit the DP mixture to the shipped galaxy data",
+        help=f"fit the default model ({DEFAULT_MODEL}) to the shipped galaxy data",
         description="Fit the galaxy velocities (MASS::galaxies, 82 values) and write "
         "reports/galaxy/.",
     )

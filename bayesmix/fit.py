@@ -23,7 +23,7 @@ from bayesmix.posterior.counts import count_table
 from bayesmix.posterior.kernel_check import choose_covariance, kernel_family_check
 from bayesmix.posterior.summary import summarize
 from bayesmix.priors import prior_k_from_spec
-from bayesmix.spec import ModelSpec, load_spec
+from bayesmix.spec import DEFAULT_MODEL, ModelSpec, load_spec
 from bayesmix.versions import versions
 
 RUN_NAME = "run.json"
@@ -151,7 +151,7 @@ def run_engine(
 
 def fit(
     data: object,
-    model: str | Path | ModelSpec = "dp",
+    model: str | Path | ModelSpec = DEFAULT_MODEL,
     *,
     engine: str | None = None,
     sampler: str | None = None,

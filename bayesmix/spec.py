@@ -33,6 +33,8 @@ SAMPLERS = ("nutpie", "pymc")
 # models/ at the repository root is the source of truth; bayesmix/models links to it
 # and is shipped as package data, so names resolve from any directory.
 MODELS_DIR = Path(__file__).parent / "models"
+#: the spec used without --model (chosen by the recovery study: reports/validation/recovery.md)
+DEFAULT_MODEL = "mfm_auto"
 
 
 @dataclass(frozen=True)
