@@ -10,10 +10,10 @@
   worker process;
 * ``scheduler="tcp://host:8786"`` (or ``host:port``): a running Dask scheduler.
 
-Every worker runs one thread, with one BLAS/OpenMP/numba thread (numba issue #4807 and PyMC
-#7819: numba's cache and PyTensor's compilation are not safe under concurrent compilation in
+Every worker runs one thread, with one BLAS/OpenMP/Numba thread (Numba issue #4807 and PyMC
+#7819: Numba's cache and PyTensor's compilation are not safe under concurrent compilation in
 one process), and its own PyTensor ``base_compiledir`` (kept under the user cache, so it
-stays warm from run to run). ``prepare`` (e.g. compiling the numba kernels) runs once in this
+stays warm from run to run). ``prepare`` (e.g. compiling the Numba kernels) runs once in this
 process before the fan-out, so workers load a filled cache instead of compiling at once.
 
 A task whose worker process dies is retried ``retries`` times (default once), then its
