@@ -375,10 +375,11 @@ def load_groups(
     """Read ``data`` once and split it by the values of column ``by``.
 
     Returns ([(group key, Dataset or the InputError its data raise)], notes), groups in
-    sorted order of ``by``. Each group's data go through the same checks as ``load_data``
-    (so a bad group gets the message ``fit`` would give), with the source named
-    ``<file> [by = key]`` and the file's row numbers as row labels. The ``by`` column is
-    never a feature. Rows without a group are an error (dropped with ``dropna``).
+    sorted order of ``by``. Each group's data go through the same checks as ``load_data``,
+    as a file holding only that group's rows would (so a bad group gets the message ``fit``
+    gives there: rows numbered within the group), with the source named ``<file> [by =
+    key]``; the file's row names, if any, are kept. The ``by`` column is never a feature.
+    Rows without a group are an error (dropped with ``dropna``).
     """
     table = _read_checked(data, columns)
     frame, source = table.frame, table.source
@@ -388,14 +389,13 @@ def load_groups(
         )
     if columns and by in columns:
         raise InputError(f"{source}: column '{by}' is the --by column; it cannot be a feature too")
-    labels = table.labels if table.labels is not None else np.arange(1, len(frame) + 1)
     notes = list(table.notes)
     missing = frame[by].isna().to_numpy()
     if missing.any():
         if not dropna:
             i = int(np.flatnonzero(missing)[0])
             raise InputError(
-                f"{source}: row {_row_name(i, labels[i])}, column '{by}' is empty: every row "
+                f"{source}: row {i + 1}, column '{by}' is empty: every row "
                 "needs a group (use --dropna to drop such rows)"
             )
         notes.append(f"dropped {int(missing.sum())} row(s) with no value in column '{by}'")
@@ -407,7 +407,7 @@ def load_groups(
             frame.iloc[rows].drop(columns=by).reset_index(drop=True),
             f"{source} [{by} = {key}]",
             list(table.notes),
-            labels[rows],
+            None if table.labels is None else table.labels[rows],
             table.is_file,
         )
         try:

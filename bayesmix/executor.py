@@ -135,13 +135,19 @@ def setup_worker(name: str) -> None:
 
 
 class _Inline:
-    """Tasks one after another in this process, BLAS capped at one thread as in workers."""
+    """Tasks one after another in this process; with ``single_thread``, BLAS capped at one
+    thread during each, as in the workers."""
+
+    def __init__(self, single_thread: bool) -> None:
+        self.single_thread = single_thread
 
     def run(self, fn: Callable, tasks: Iterable[tuple[Hashable, tuple]]) -> Iterator[Outcome]:
+        from contextlib import nullcontext
+
         from threadpoolctl import threadpool_limits
 
         for key, args in tasks:
-            with threadpool_limits(1):
+            with threadpool_limits(1) if self.single_thread else nullcontext():
                 try:
                     value = fn(*args)
                 except Exception as exc:  # the task's own error: reported, the loop goes on
@@ -200,10 +206,12 @@ class _Processes:
         pool, self.pools[slot] = self.pools[slot], None
         if pool is None:
             return
-        if terminate:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                if proc.is_alive():
-                    proc.terminate()
+        procs = list((getattr(pool, "_processes", None) or {}).values()) if terminate else []
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=10)
         pool.shutdown(wait=not terminate, cancel_futures=True)
 
     def run(self, fn: Callable, tasks: Iterable[tuple[Hashable, tuple]]) -> Iterator[Outcome]:
@@ -267,11 +275,13 @@ class Executor:
         *,
         retries: int = 1,
         prepare: Callable[[], Any] | None = None,
+        single_thread: bool = True,
     ) -> None:
         self.scheduler = check_scheduler(scheduler)
         self.workers = max(1, workers or default_workers())
         self.retries = retries
         self.prepare = prepare
+        self.single_thread = single_thread
         self._backend: Any = None
 
     @property
@@ -280,7 +290,7 @@ class Executor:
 
     def __enter__(self) -> Executor:
         if self.scheduler is None and self.workers <= 1:
-            self._backend = _Inline()
+            self._backend = _Inline(self.single_thread)
             return self
         if self.prepare is not None and self.scheduler in (None, LOCAL):
             self.prepare()  # fill the shared caches once, before the workers start

@@ -42,3 +42,6 @@ def mark_and_sleep(x: int, folder: str, seconds: float) -> int:
 
 def env_of(var: str) -> str | None:
     return os.environ.get(var)
+
+
+ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "PYTENSOR_FLAGS")
