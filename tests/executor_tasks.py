@@ -45,3 +45,8 @@ def env_of(var: str) -> str | None:
 
 
 ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "PYTENSOR_FLAGS")
+
+
+def mark_worker(folder: str) -> None:
+    """A ``prepare`` step: leave a marker named after this process."""
+    Path(folder, f"prepared-{os.getpid()}").write_text("ok")

@@ -123,3 +123,53 @@ def test_group_dir_names_are_safe_and_unique():
     assert a != b and "/" not in a and a.startswith("a_b-")
     assert group_dir_name("..") not in ("", ".", "..")
     assert group_dir_name("Old Faithful").startswith("Old_Faithful-")
+
+
+def test_sbc_batches_on_a_local_cluster_match_in_process():
+    """benchmarks.sbc through the executor: a 2-worker LocalCluster gives the ranks that the
+    in-process loop gives (each replication's seed is its own)."""
+    from benchmarks.sbc import Config, Settings, run_studies
+
+    st = Settings(seed=7, bins=10)
+    cfg = Config("dp", 1, "collapsed", 4, index=0)
+
+    def ranks(by_cfg):
+        return sorted((r["rep"], r["ranks"]) for r in by_cfg[cfg.key])
+
+    here = run_studies([cfg], st, jobs=1, batch=2)
+    dask = run_studies([cfg], st, jobs=2, batch=2, scheduler="local")
+    assert len(ranks(here)) == 4
+    assert ranks(dask) == ranks(here)
+
+
+def test_scheduler_address_runs_tasks_and_prepares_each_worker(tmp_path):
+    """A running cluster reached by its address (as a remote one would be): the prepare
+    step runs on each of its workers, one after another, and the tasks come back."""
+    from functools import partial
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        prepare = partial(T.mark_worker, str(tmp_path))
+        with Executor(scheduler=cluster.scheduler_address, prepare=prepare) as ex:
+            outs = {o.key: o.value for o in ex.map(T.square, [(i, (i,)) for i in range(4)])}
+    assert outs == {0: 0, 1: 1, 2: 4, 3: 9}
+    assert len(list(tmp_path.glob("prepared-*"))) == 2
+
+
+def test_unreachable_scheduler_is_an_input_error(monkeypatch):
+    import bayesmix.executor as E
+
+    monkeypatch.setattr(E, "CONNECT_TIMEOUT_S", 1)
+    import bayesmix.executor_dask as D
+
+    monkeypatch.setattr(D, "CONNECT_TIMEOUT_S", 1)
+    with pytest.raises(InputError, match="cannot reach a Dask scheduler"):
+        with Executor(scheduler="tcp://127.0.0.1:9"):
+            pass

@@ -157,6 +157,10 @@ def test_cli_resume_skips_finished_groups(runs, grouped_csv, tmp_path, capsys):
     # with progress on, the count of skipped groups is said
     rc = main([*args, *[a for a in CLI_FAST if a != "--quiet"], "--no-group-reports"])
     assert "skipped 3 finished earlier" in capsys.readouterr().err
+    # the overview re-rendered from the saved table
+    (d / "report.html").unlink()
+    assert main(["report", str(d)]) == 0 and "<svg" in (d / "report.html").read_text()
+    capsys.readouterr()
     # other settings on the same --out: refused, nothing refitted
     rc = main([*args, *CLI_FAST[:-3], "--seed", "4", "--quiet"])
     assert rc == 2
