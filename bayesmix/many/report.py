@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayesmix import format as F
@@ -50,7 +51,9 @@ def _cell(value, digits: int = 3) -> dict:
     """{text, sort}: what the table shows and the key it sorts by."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return {"text": "–", "sort": "", "light": None}
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return {"text": str(int(value)), "sort": str(int(value)), "light": None}
+    if isinstance(value, (float, np.floating)):
         text = F.significant(float(value), digits)
         return {"text": text, "sort": f"{float(value):.12g}", "light": None}
     return {"text": str(value), "sort": str(value), "light": None}
@@ -105,7 +108,9 @@ def build_context(frame: pd.DataFrame, record: dict) -> dict:
         "multiples": multiples,
         "n_multiples_hidden": max(0, len(uncertainty_order(frame)) - MAX_MULTIPLES),
         "errors": [r for r in rows if r["error"]],
-        "record": record,
+        "command": record.get("command") or "",
+        "executor": record.get("executor") or "not recorded",
+        "seed": settings.get("seed", "not recorded"),
         "versions": ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items()),
     }
 
