@@ -10,11 +10,12 @@
   worker process;
 * ``scheduler="tcp://host:8786"`` (or ``host:port``): a running Dask scheduler.
 
-Every worker runs one thread, with one BLAS/OpenMP/Numba thread (Numba issue #4807 and PyMC
-#7819: Numba's cache and PyTensor's compilation are not safe under concurrent compilation in
-one process), and its own PyTensor ``base_compiledir`` (kept under the user cache, so it
-stays warm from run to run). ``prepare`` (e.g. compiling the Numba kernels) runs once in this
-process before the fan-out, so workers load a filled cache instead of compiling at once.
+Every worker runs one thread (PyTensor's compilation is not thread-safe, PyMC #7819) with
+one BLAS/OpenMP/Numba thread, so N workers use N cores, and its own PyTensor
+``base_compiledir`` (under the user cache, so it stays warm from run to run). Numba's
+on-disk cache races when several processes compile the same function at once (Numba
+issues #4807, #10128): ``prepare`` (fit-many: compiling the kernels) runs once in this
+process before the fan-out, or on each remote worker in turn, so workers load a filled cache.
 
 A task whose worker process dies is retried ``retries`` times (default once), then its
 outcome carries :class:`WorkerLost`. An exception raised by ``fn`` comes back in

@@ -20,7 +20,14 @@ import pandas as pd
 
 from bayesmix.data import Dataset, load_groups
 from bayesmix.errors import InputError
-from bayesmix.executor import Executor, WorkerLost, check_scheduler, default_workers, describe
+from bayesmix.executor import (
+    Executor,
+    Outcome,
+    WorkerLost,
+    check_scheduler,
+    default_workers,
+    describe,
+)
 from bayesmix.io import check_output_dir, write_json
 from bayesmix.many.groups import group_dir_name, group_seed
 from bayesmix.many.summary import error_row, fit_row, summary_frame, write_summary
@@ -164,18 +171,14 @@ def fit_many(
     sizes = {key: ds.n_obs for key, ds in groups if isinstance(ds, Dataset)}
     by_key = {key: t for key, (t,) in tasks}
     started = time.perf_counter()
+    # no more local workers than groups to fit (a single group is fitted in this process)
+    n_run = min(n_workers, len(tasks)) if scheduler is None else n_workers
     try:
-        with Executor(n_workers, scheduler, prepare=warm_kernels) as ex:
-            for j, o in enumerate(ex.map(fit_group, tasks), 1):
-                task = by_key[o.key]
-                if o.ok:
-                    o.value["attempts"] = o.attempts
-                    rows[o.key] = o.value
-                else:
-                    rows[o.key] = error_row(
-                        o.key, task.dir_name, sizes[o.key], task.seed, _message(o.error), o.attempts
-                    )
-                _log(_progress_line(rows[o.key], j, len(tasks), started), progress)
+        if tasks:
+            with Executor(n_run, scheduler, prepare=warm_kernels) as ex:
+                for j, o in enumerate(ex.map(fit_group, tasks), 1):
+                    rows[o.key] = _row_of(o, by_key[o.key], sizes[o.key])
+                    _log(_progress_line(rows[o.key], j, len(tasks), started), progress)
     except KeyboardInterrupt:
         done = sum(1 for r in rows.values() if r["error"] == "")
         write_json(out / RECORD_NAME, record | {"status": "interrupted", "finished": _now()})
@@ -203,6 +206,13 @@ def fit_many(
     write_json(out / RECORD_NAME, record)
     frame.attrs["bayesmix"] = record
     return frame
+
+
+def _row_of(o: Outcome, task: GroupTask, n: int) -> dict:
+    """A finished task's summary row, or the error row of a failed one."""
+    if o.ok:
+        return o.value | {"attempts": o.attempts}
+    return error_row(o.key, task.dir_name, n, task.seed, _message(o.error), o.attempts)
 
 
 def _finished(d: Path, ds: Dataset, seed: int) -> tuple[dict, float | None] | None:
