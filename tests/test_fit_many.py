@@ -178,6 +178,12 @@ def test_cli_bad_input_exits_2_with_one_line(grouped_csv, tmp_path, capsys):
                "--scheduler", "nowhere"])  # fmt: skip
     assert rc == 2 and "expected 'local'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    fit_dir = tmp_path / "a_fit"
+    fit_dir.mkdir()
+    (fit_dir / "summary.json").write_text("{}")
+    rc = main(["fit-many", str(grouped_csv), "--by", "g", "--out", str(fit_dir)])
+    assert rc == 2 and "holds the outputs of bayesmix fit" in capsys.readouterr().err
+    assert sorted(p.name for p in fit_dir.iterdir()) == ["summary.json"]
 
 
 def _workers() -> list[psutil.Process]:

@@ -228,9 +228,17 @@ def _finished(d: Path, ds: Dataset, seed: int) -> tuple[dict, float | None] | No
 
 
 def _check_settings(out: Path, settings: dict) -> None:
-    """A re-run must use the settings of the run that made ``out`` (else InputError)."""
+    """A re-run must use the settings of the run that made ``out``, and ``out`` must not be
+    the output of ``fit`` or ``compare`` (else InputError)."""
     path = out / RECORD_NAME
     if not path.is_file():
+        other = [m for m in ("summary.json", "compare.json") if (out / m).exists()]
+        if other:
+            what = "fit" if other[0] == "summary.json" else "compare"
+            raise InputError(
+                f"--out {out}: holds the outputs of bayesmix {what} ({other[0]}); choose a "
+                "new or empty directory for fit-many"
+            )
         return
     try:
         before = json.loads(path.read_text(encoding="utf-8")).get("settings")
