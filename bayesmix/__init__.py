@@ -1,8 +1,8 @@
 """bayesmix: Bayesian Gaussian mixtures with PyMC and ArviZ.
 
 Public API (imported lazily, so that light commands start fast):
-``fit``, ``BayesianGMM``, ``load_data``, ``load_dataset``, ``load_spec``, ``prior_k``,
-``calibrate_alpha``.
+``fit``, ``fit_many``, ``BayesianGMM``, ``load_data``, ``load_dataset``, ``load_spec``,
+``prior_k``, ``calibrate_alpha``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _numba_cache.configure(__version__)
 _EXPORTS = {
     "fit": "bayesmix.fit",
     "FitResult": "bayesmix.fit",
+    "fit_many": "bayesmix.many.run",
     "BayesianGMM": "bayesmix.estimator",
     "load_data": "bayesmix.data",
     "load_dataset": "bayesmix.data",

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bayesmix.cli_compare import register as register_compare
 
     register_compare(sub)
+    from bayesmix.cli_many import register as register_many
+
+    register_many(sub)
     return parser
 
 
@@ -227,6 +230,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     from bayesmix.report import render_compare_report, render_fit_report
 
     d = Path(args.dir)
+    if (d / "fit_many.json").is_file():
+        from bayesmix.many.report import rerender
+
+        print(f"wrote {rerender(d)}")
+        return
     if (d / "compare.json").is_file():
         render = render_compare_report
     elif (d / "summary.json").is_file():
@@ -244,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)  # None (0) or an exit code
         sys.stdout.flush()
     except InputError as exc:
         print(f"bayesmix: error: {exc}", file=sys.stderr)
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    return 0
+    return int(rc or 0)
 
 
 def run() -> None:

@@ -148,6 +148,13 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="models fitted at once (default: min(number of models, CPUs))",
     )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="local|ADDRESS",
+        help="'local': a Dask LocalCluster of --jobs workers; ADDRESS: a running Dask "
+        "scheduler, whose workers must see --out (default: local worker processes)",
+    )
     p.set_defaults(func=cmd_compare)
 
 
@@ -461,6 +468,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     options = CompareOptions(
         **engine_kwargs(args),
         jobs=args.jobs,
+        scheduler=args.scheduler,
         progress=not args.quiet,
         command="bayesmix " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )

@@ -9,7 +9,8 @@
   log c); above 0.05 the quantity is called prior-sensitive;
 * for truncated DPs, the 99% quantile of the leftover stick mass w_T.
 
-The fits are independent, so they run in parallel ("spawn") processes. ``run_compare`` does
+The fits are independent, so they run in parallel ("spawn") processes, or on a Dask cluster,
+through :mod:`bayesmix.executor`. ``run_compare`` does
 everything and writes ``compare.json``, ``compare.md`` and two PNG figures.
 """
 
@@ -18,14 +19,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import os
 import re
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import xarray as xr
 
 from bayesmix.data import Dataset, load_data
 from bayesmix.errors import InputError
+from bayesmix.executor import Executor
 from bayesmix.kernels.describe import describe_kernel
 from bayesmix.spec import MODELS_DIR, ModelSpec, load_spec
 
@@ -68,6 +68,7 @@ class CompareOptions:
     tune: int | None = None
     seed: int | None = None
     jobs: int | None = None
+    scheduler: str | None = None  # None: local processes; "local" / an address: Dask
     progress: bool = True
     command: str = ""
 
@@ -184,7 +185,8 @@ def _log(msg: str, verbose: bool) -> None:
 def run_fits(
     data: Dataset, specs: Sequence[ModelSpec], out: Path, options: CompareOptions
 ) -> list[FitOutcome]:
-    """Fit every spec on the same data, in at most ``options.jobs`` spawned processes.
+    """Fit every spec on the same data, in at most ``options.jobs`` spawned processes (or on
+    a Dask cluster, ``options.scheduler``), through ``bayesmix.executor``.
 
     Each fit gets max(1, CPUs // workers) cores for its own chains. Progress bars are shown
     only when the fits run one after another in this process. Results come back in the
@@ -199,18 +201,11 @@ def run_fits(
     ]
     verbose = options.progress
     _log(f"fitting {len(tasks)} models ({jobs} in parallel)", verbose)
-    if jobs == 1:
-        return [_checked(lambda t=t: fit_one(t), t.spec.name, verbose) for t in tasks]
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
-        futures = {ex.submit(fit_one, t): t.spec.name for t in tasks}
-        done: dict[str, FitOutcome] = {}
-        try:
-            for fut in as_completed(futures):
-                done[futures[fut]] = _checked(fut.result, futures[fut], verbose)
-        except BaseException:
-            ex.shutdown(wait=False, cancel_futures=True)
-            raise
+    done: dict[str, FitOutcome] = {}
+    # in-process (jobs = 1) fits keep their BLAS threads, as before the executor
+    with Executor(jobs, options.scheduler, single_thread=False) as ex:
+        for outcome in ex.map(fit_one, [(t.spec.name, (t,)) for t in tasks]):
+            done[outcome.key] = _checked(outcome.result, outcome.key, verbose)
     return [done[t.spec.name] for t in tasks]
 
 

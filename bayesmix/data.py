@@ -324,11 +324,21 @@ def load_data(
     * a trailing delimiter on every row is ignored;
     * without ``columns``, the non-numeric columns that are skipped are named.
     """
+    return _dataset(_read_checked(data, columns), columns, dropna)
+
+
+def _read_checked(data: object, columns: list[str] | None) -> _Table:
+    """The table as read, with string column names and row names taken out."""
     table = _as_frame(data)
     if table.frame.shape[0] == 0:
         raise InputError(f"{table.source}: has a header but no data rows")
     table.frame.columns = [str(c) for c in table.frame.columns]
     _drop_unnamed_first(table, columns)
+    return table
+
+
+def _dataset(table: _Table, columns: list[str] | None, dropna: bool) -> Dataset:
+    """Validate a table's numeric columns into a Dataset (the checks load_data describes)."""
     source, notes = table.source, table.notes
     selected = _select(table, columns)
     values = selected.to_numpy(dtype=np.float64, copy=True)
@@ -354,6 +364,57 @@ def load_data(
     for j in np.flatnonzero(~(sd > 0)):
         raise InputError(f"{source}: column '{selected.columns[j]}' is constant")
     return Dataset(values, list(selected.columns), source, rows, notes)
+
+
+def load_groups(
+    data: object,
+    by: str,
+    columns: list[str] | None = None,
+    dropna: bool = False,
+) -> tuple[list[tuple[str, Dataset | InputError]], list[str]]:
+    """Read ``data`` once and split it by the values of column ``by``.
+
+    Returns ([(group key, Dataset or the InputError its data raise)], notes), groups in
+    sorted order of ``by``. Each group's data go through the same checks as ``load_data``,
+    as a file holding only that group's rows would (so a bad group gets the message ``fit``
+    gives there: rows numbered within the group), with the source named ``<file> [by =
+    key]``; the file's row names, if any, are kept. The ``by`` column is never a feature.
+    Rows without a group are an error (dropped with ``dropna``).
+    """
+    table = _read_checked(data, columns)
+    frame, source = table.frame, table.source
+    if by not in frame.columns:
+        raise InputError(
+            f"{source}: --by column '{by}' not found (available: {', '.join(frame.columns)})"
+        )
+    if columns and by in columns:
+        raise InputError(f"{source}: column '{by}' is the --by column; it cannot be a feature too")
+    notes = list(table.notes)
+    missing = frame[by].isna().to_numpy()
+    if missing.any():
+        if not dropna:
+            i = int(np.flatnonzero(missing)[0])
+            raise InputError(
+                f"{source}: row {i + 1}, column '{by}' is empty: every row "
+                "needs a group (use --dropna to drop such rows)"
+            )
+        notes.append(f"dropped {int(missing.sum())} row(s) with no value in column '{by}'")
+    out: list[tuple[str, Dataset | InputError]] = []
+    for value, idx in frame[~missing].groupby(by, sort=True).indices.items():
+        rows = np.flatnonzero(~missing)[idx]
+        key = str(value)
+        sub = _Table(
+            frame.iloc[rows].drop(columns=by).reset_index(drop=True),
+            f"{source} [{by} = {key}]",
+            list(table.notes),
+            None if table.labels is None else table.labels[rows],
+            table.is_file,
+        )
+        try:
+            out.append((key, _dataset(sub, columns, dropna)))
+        except InputError as exc:
+            out.append((key, exc))
+    return out, notes
 
 
 def _row_name(i: int, label: object) -> str:

@@ -72,7 +72,8 @@ def write_datatree(path: str | Path, dt) -> Path:
 
 # --------------------------------------------------------------------------- output directories
 
-OUTPUT_MARKERS = ("summary.json", "compare.json")  # what makes a directory a bayesmix output
+# what makes a directory a bayesmix output (fit, compare, fit-many)
+OUTPUT_MARKERS = ("summary.json", "compare.json", "fit_many.json")
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 

@@ -1,19 +1,17 @@
 """Helpers shared by the SBC and recovery studies: ESS, ranks, uniformity tests, ECDF bands,
-the mixture log-likelihood, a spawn-based process pool and provenance records."""
+the mixture log-likelihood, the loop of tasks (through bayesmix.executor) and provenance records."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import math
-import multiprocessing as mp
 import os
 import platform
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -183,28 +181,29 @@ def single_thread_env() -> None:
 
 
 def run_tasks(
-    fn: Callable[..., Any], tasks: Iterable[tuple], jobs: int, label: str = ""
+    fn: Callable[..., Any],
+    tasks: Iterable[tuple],
+    jobs: int,
+    label: str = "",
+    scheduler: str | None = None,
 ) -> Iterator[Any]:
-    """Yield fn(*task) for every task, in completion order; ``jobs`` spawned worker processes
-    (in-process when jobs <= 1).  Progress goes to stderr."""
+    """Yield fn(*task) for every task, in completion order, through ``bayesmix.executor``:
+    in-process when jobs <= 1, else ``jobs`` spawned worker processes, or a Dask cluster
+    (``scheduler``: "local" or an address). Progress goes to stderr. A task's exception is
+    raised here; a worker that dies has its task retried once, then ``WorkerLost`` (a
+    ``BrokenExecutor``) is raised. Closing the generator (Ctrl-C in the loop over it) cancels
+    the queued tasks and stops the workers, so a stopped study stops."""
+    from bayesmix.executor import Executor
+
     tasks = list(tasks)
     t0 = time.perf_counter()
-    if jobs <= 1:
-        for j, task in enumerate(tasks, 1):
-            yield fn(*task)
+    if jobs > 1 or scheduler:
+        single_thread_env()
+    # in-process runs keep the BLAS threads they have, as before the executor
+    with Executor(max(1, jobs), scheduler, single_thread=False) as ex:
+        for j, outcome in enumerate(ex.map(fn, list(enumerate(tasks))), 1):
             _progress(label, j, len(tasks), t0)
-        return
-    single_thread_env()
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
-        pending: set[Future] = {ex.submit(fn, *task) for task in tasks}
-        done_n = 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                done_n += 1
-                _progress(label, done_n, len(tasks), t0)
-                yield fut.result()
+            yield outcome.result()
 
 
 def _progress(label: str, j: int, n: int, t0: float) -> None:

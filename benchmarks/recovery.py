@@ -478,36 +478,21 @@ def run_batch(pairs: list[tuple[Case, str]], st: Settings) -> list[dict[str, Any
     return out
 
 
-def run_pairs(tasks: list[list[tuple[Case, str]]], st: Settings, jobs: int) -> Iterator[list]:
-    """Yield run_batch(task, st) in completion order: in-process (jobs <= 1) or in ``jobs``
-    spawned workers.  On an exception (Ctrl-C included) the queued tasks are cancelled
-    rather than run, so a stopped study stops."""
-    if jobs <= 1:
-        from threadpoolctl import threadpool_limits
+def run_pairs(
+    tasks: list[list[tuple[Case, str]]], st: Settings, jobs: int, scheduler: str | None = None
+) -> Iterator[list]:
+    """Yield run_batch(task, st) in completion order through ``bayesmix.executor``:
+    in-process (jobs <= 1, one BLAS / OpenMP thread per fit, as in the workers), ``jobs``
+    spawned workers, or a Dask cluster (``scheduler``). On an exception (Ctrl-C included) the
+    queued tasks are cancelled rather than run, so a stopped study stops; a worker that dies
+    has its task retried once, then ``WorkerLost`` (a ``BrokenExecutor``) is raised."""
+    from bayesmix.executor import Executor
 
-        for task in tasks:
-            with threadpool_limits(1):  # one BLAS / OpenMP thread per fit, as in the workers
-                recs = run_batch(task, st)
-            yield recs
-        return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    single_thread_env()
-    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
-    pending: set = set()
-    try:
-        pending = {ex.submit(run_batch, task, st) for task in tasks}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
-    finally:
-        # Cancel our futures ourselves: shutdown's cancel_futures is lost when the executor
-        # is collected before its manager thread wakes (then every queued task still runs).
-        for fut in pending:
-            fut.cancel()
-        ex.shutdown(wait=False, cancel_futures=True)
+    if jobs > 1 or scheduler:
+        single_thread_env()
+    with Executor(max(1, jobs), scheduler) as ex:
+        for outcome in ex.map(run_batch, [(i, (task, st)) for i, task in enumerate(tasks)]):
+            yield outcome.result()
 
 
 # --------------------------------------------------------------------------
@@ -1549,6 +1534,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 reps at N = 100, 1 at larger N")
     ap.add_argument("--reps", type=int, default=20, help="replicates per cell")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes")
+    ap.add_argument(
+        "--scheduler",
+        default=None,
+        help="'local' (a Dask LocalCluster of --jobs workers) or a Dask scheduler address "
+        "(default: --jobs local worker processes)",
+    )
     ap.add_argument("--seed", type=int, default=Settings.seed)
     ap.add_argument("--batch", type=int, default=1, help="(data set, method) pairs per task")
     ap.add_argument(
@@ -1617,6 +1608,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     summary, n_done, interrupted = run_study(
         out, st, todo, methods, jobs=args.jobs, batch=args.batch, resume=args.resume,
+        scheduler=args.scheduler,
         retry_errors=args.retry_errors, session=session,
         argv=["benchmarks.recovery", *argv_list],
     )  # fmt: skip
@@ -1643,6 +1635,7 @@ def run_study(
     jobs: int = 1,
     batch: int = 1,
     resume: bool = False,
+    scheduler: str | None = None,
     retry_errors: bool = False,
     session: dict | None = None,
     argv: list[str] | None = None,
@@ -1695,7 +1688,7 @@ def run_study(
     t0 = time.perf_counter()
     n_done, interrupted = 0, False
     try:
-        for recs in run_pairs(tasks, st, jobs):
+        for recs in run_pairs(tasks, st, jobs, scheduler):
             append_lines(part, recs)
             n_done += len(recs)
             el = time.perf_counter() - t0
@@ -1726,4 +1719,8 @@ def run_study(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # main() of the module imported by name: the functions sent to the workers are then
+    # pickled by reference (benchmarks.recovery.run_batch), as a Dask cluster needs, not by value
+    from benchmarks.recovery import main as _main
+
+    raise SystemExit(_main())

@@ -1348,9 +1348,11 @@ def run_studies(
     jobs: int,
     batch: int,
     done: dict[str, list[dict[str, Any]]] | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """All replications of the studies, batched over ``jobs`` spawned worker processes
-    (replications already in ``done`` are kept and not recomputed)."""
+    """All replications of the studies, batched over ``jobs`` spawned worker processes, or a
+    Dask cluster (``scheduler``: "local" or an address); replications already in ``done``
+    are kept and not recomputed."""
     done = done or {}
     tasks = []
     for cfg in cfgs:
@@ -1362,7 +1364,7 @@ def run_studies(
     # NUTS tasks first: they are the longest, and compile once per worker
     tasks.sort(key=lambda t: t[0].engine != "nuts")
     by_cfg: dict[str, list[dict[str, Any]]] = {c.key: list(done.get(c.key, [])) for c in cfgs}
-    for res in run_tasks(run_batch, tasks, jobs, label="sbc"):
+    for res in run_tasks(run_batch, tasks, jobs, label="sbc", scheduler=scheduler):
         for r in res:
             by_cfg[r["config"]].append(r)
     return by_cfg
@@ -1433,6 +1435,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="replications per Gibbs study")
     ap.add_argument("--nuts-reps", type=int, default=None, help="replications per NUTS study")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes")
+    ap.add_argument(
+        "--scheduler",
+        default=None,
+        help="'local' (a Dask LocalCluster of --jobs workers) or a Dask scheduler address "
+        "(default: --jobs local worker processes)",
+    )
     ap.add_argument(
         "--engines", default="blocked,telescoping,collapsed,nuts", help="comma-separated subset"
     )
@@ -1511,7 +1519,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         meta["recheck"] = provenance(["benchmarks.sbc", *argv_list])
         for c in cfgs:  # one study at a time, saved after each (a stopped run resumes)
-            by_cfg = run_studies([c], st, args.jobs, args.batch, done)
+            by_cfg = run_studies([c], st, args.jobs, args.batch, done, args.scheduler)
             all_res[c.key] = analyse(c, by_cfg[c.key], st)
             plot_config(all_res[c.key], st, out / f"sbc_{c.key}.png")
             meta["recheck"]["wall_s"] = time.perf_counter() - t0
@@ -1553,7 +1561,7 @@ def main(argv: list[str] | None = None) -> int:
             all_res, meta, studies = {}, run_meta, []
         t0 = time.perf_counter()
         for c in cfgs:  # one study at a time, saved after each: a stopped run loses at most one
-            by_cfg = run_studies([c], st, args.jobs, args.batch, done)
+            by_cfg = run_studies([c], st, args.jobs, args.batch, done, args.scheduler)
             all_res[c.key] = analyse(c, by_cfg[c.key], st)
             plot_config(all_res[c.key], st, out / f"sbc_{c.key}.png")
             studies.append(c.key)
@@ -1564,7 +1572,7 @@ def main(argv: list[str] | None = None) -> int:
         ccfgs = confirmation_configs(all_res)
         if ccfgs:
             t0 = time.perf_counter()
-            by_cfg = run_studies(ccfgs, st, args.jobs, args.batch)
+            by_cfg = run_studies(ccfgs, st, args.jobs, args.batch, scheduler=args.scheduler)
             cmeta = provenance(["benchmarks.sbc", *argv_list])
             cmeta.update(wall_s=time.perf_counter() - t0, studies=[c.key for c in ccfgs])
             meta["confirmation"] = cmeta
@@ -1580,4 +1588,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # main() of the module imported by name: the functions sent to the workers are then
+    # pickled by reference (benchmarks.sbc.run_batch), as a Dask cluster needs, not by value
+    from benchmarks.sbc import main as _main
+
+    raise SystemExit(_main())

@@ -159,3 +159,47 @@ def test_full_page_screenshot_is_not_blank(report, dom, tmp_path):
     assert coloured.mean() > 0.002
     bottom = rgb[int(0.8 * rgb.shape[0]) :]  # the page is drawn to its end
     assert np.mean(bottom < 0.95) > 0.003
+
+
+SORT_PROBE = """<script>
+window.addEventListener("load", function () {
+  function order() {
+    return Array.prototype.map.call(document.querySelectorAll("#groups tbody tr"),
+      function (r) { return r.cells[0].dataset.sort; }).join("|");
+  }
+  var heads = document.querySelectorAll("#groups th");
+  heads[3].click();  // P(mode), ascending
+  document.body.setAttribute("data-asc", order());
+  heads[3].click();  // and descending
+  document.body.setAttribute("data-desc", order());
+  heads[1].click();  // n, ascending: numbers, not text (9 before 10)
+  document.body.setAttribute("data-n", order());
+});
+</script>"""
+
+
+def test_fit_many_table_sorts_by_a_clicked_column(tmp_path):
+    """The fit-many overview's table sorts numerically on a click, and reverses on a second."""
+    import json
+
+    from bayesmix.many.report import render_many_report
+    from bayesmix.many.summary import error_row, summary_frame
+
+    def row(g, n, p):
+        r = error_row(g, g, n, 1, "", 1)
+        pmf = {"1": 1 - p, "2": p}
+        return r | {"k_mode": 2, "p_mode": p, "set_90": "{1, 2}", "k_mean": 1 + p,
+                    "light": "green", "engine": "collapsed Gibbs", "k_pmf": json.dumps(pmf)}  # fmt: skip
+
+    frame = summary_frame([row("a", 10, 0.9), row("b", 9, 0.6), row("c", 100, 0.75)])
+    record = {"settings": {"by": "g", "seed": 1, "spec": {"name": "dp"}}, "command": "x"}
+    html = render_many_report(tmp_path, frame, record).read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", SORT_PROBE + "\n</body>"), encoding="utf-8")
+    res = run_chromium(
+        tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", res.stdout).group(0)
+    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body))
+    assert attrs["asc"] == "b|c|a" and attrs["desc"] == "a|c|b" and attrs["n"] == "b|a|c"
