@@ -289,15 +289,6 @@ def test_semi_conjugate_spherical_is_refused_with_the_alternatives():
         sample_gibbs(spec, ENUM_X2, draws=5, tune=1, chains=1, progress=False)
 
 
-def test_hierarchical_scale_runs_on_spherical():
-    spec = spec_of(MixingSpec("dp", 10, 1.0, None), scale_prior=GammaPrior(2.0, 4.0))
-    dr = sample_gibbs(
-        spec, ENUM_X2, algorithm="collapsed", draws=200, tune=50, chains=1, progress=False
-    )
-    b0 = dr.kernel_params["b0"]
-    assert b0.shape == (1, 200) and np.all(b0 > 0) and np.unique(b0).size > 100
-
-
 def test_describe_kernel_spherical():
     text = describe_kernel({"covariance": "spherical", "a0": 2.0, "b0": 0.25}, 3)
     assert text.startswith("conjugate Normal-Inverse-Gamma, spherical")
