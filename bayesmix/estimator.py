@@ -16,7 +16,7 @@ from bayesmix.posterior.allocations import LOG_2PI
 
 LEVEL = 0.9
 CHUNK = 1 << 21  # (row, draw, cluster, feature) entries computed at once
-COVARIANCE_TYPES = ("full", "diag", "auto")
+COVARIANCE_TYPES = ("full", "diag", "spherical", "auto")
 SEED_MAX = 2**31 - 1
 
 
@@ -142,8 +142,8 @@ class BayesianGMM(ClusterMixin, DensityMixin, BaseEstimator):
     n_components : K of a finite mixture or the truncation T of the DP
         (``mixing.n_components``; >= 1, the DP under NUTS >= 2; the collapsed engine's DP is
         untruncated and ignores it); None keeps the spec's.
-    covariance_type : "full", "diag" or "auto" (``kernel.covariance``: "auto" picks the family
-        by EM + BIC across families); None keeps the spec's.
+    covariance_type : "full", "diag", "spherical" or "auto" (``kernel.covariance``: "auto"
+        picks the family by EM + BIC across families); None keeps the spec's.
     engine : auto | nuts | gibbs | collapsed; None: the spec's.
     chains, draws, tune : sampler settings; None: the spec's (Gibbs engines keep
         ``sampler.gibbs_draws`` draws per chain).
@@ -225,7 +225,8 @@ class BayesianGMM(ClusterMixin, DensityMixin, BaseEstimator):
         if self.covariance_type is not None:
             if self.covariance_type not in COVARIANCE_TYPES:
                 raise ValueError(
-                    f"covariance_type must be 'full', 'diag', 'auto' or None, got {self.covariance_type!r}"
+                    "covariance_type must be 'full', 'diag', 'spherical', 'auto' or None, got "
+                    f"{self.covariance_type!r}"
                 )
             kernel = dataclasses.replace(spec.kernel, covariance=self.covariance_type)
             spec = dataclasses.replace(spec, kernel=kernel)

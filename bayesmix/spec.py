@@ -25,7 +25,7 @@ K_PRIOR_FAMILIES = {  # family -> its parameters (on K - 1, except uniform on K)
     "negbin": ("r", "p"),
     "bnb": ("a_lambda", "a_pi", "b_pi"),
 }
-COVARIANCES = ("full", "diag", "auto")
+COVARIANCES = ("full", "diag", "spherical", "auto")
 KERNEL_PRIORS = ("conjugate", "semi_conjugate", "weakly_informative")
 KERNEL_SCALES = ("hierarchical", "fixed")
 MEAN_CENTRES = ("midrange", "median")
@@ -124,6 +124,9 @@ class KernelSpec:
 
     conjugate, 1-D (and per feature for ``diag``): Normal-Inverse-Gamma,
         sigma^2 ~ IG(a0, b0), mu | sigma^2 ~ N(m0, sigma^2 / kappa0).
+    conjugate, ``spherical``: one variance per component shared by the D features,
+        Sigma = sigma^2 I, sigma^2 ~ IG(a0, b0), mu | sigma^2 ~ N(m0 1, sigma^2 / kappa0 I)
+        (mclust's VII; ``bayesmix.kernels.niw``).
     conjugate, full covariance: Normal-Inverse-Wishart,
         Sigma ~ IW(nu0, psi0 * I), mu | Sigma ~ N(m0, Sigma / kappa0);
         nu0 defaults to D + 2 so that E[Sigma] = psi0 * I.
@@ -139,13 +142,15 @@ class KernelSpec:
         ``data_scaled = false`` fixes R_d = 1 and b0 = m0 (a prior that does not look at the
         data, on the standardised scale).
     conjugate with a hierarchical scale (``scale_prior = {shape, rate}``; collapsed Gibbs):
-        b0 ~ Gamma(shape, rate) in 1-D and per feature for ``diag`` (one b0 for all features),
+        b0 ~ Gamma(shape, rate) in 1-D, per feature for ``diag`` (one b0 for all features) and
+        for ``spherical``,
         psi0 ~ Gamma(shape, rate) for full covariances; sampled exactly given the partition
         (``kernels.niw.draw_scale``).
     weakly_informative: mu ~ N(m0, mu_sd^2), sigma ~ HalfNormal(sigma_sd),
         and for full covariance an LKJ(lkj_eta) correlation (NUTS only).
-    covariance: "full", "diag", or "auto": chosen per data set before sampling by EM + BIC
-        across the covariance families (``bayesmix.posterior.kernel_check.choose_covariance``).
+    covariance: "full", "diag", "spherical" or "auto": chosen per data set before sampling by
+        EM + BIC across the covariance families
+        (``bayesmix.posterior.kernel_check.choose_covariance``).
     """
 
     covariance: str = "full"

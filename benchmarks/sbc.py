@@ -50,9 +50,19 @@ any function of it is label-invariant; log det C0 (the sum of its log eigenvalue
 of the scale) weighs every direction alike, where the trace is dominated by the largest
 eigenvalue, and in 1-D it is a monotone function of beta (the same ranks).
 
+Spherical conjugate kernel (``--kernel spherical``, ``SPHERICAL_KERNEL``; the shipped
+defaults with ``covariance = "spherical"``): per component sigma_k^2 ~ IG(a0, b0), Sigma_k =
+sigma_k^2 I and mu_k | sigma_k^2 ~ N(m0 1, sigma_k^2 / kappa0 I).  In 1-D it is the conjugate
+kernel above, so its studies are 2-D and 3-D (the 3-D ones exercise the feature loops that the
+2-D code unrolls), for the Gibbs engines (blocked / telescoping and collapsed; no NUTS
+studies). Study key ``<model>_<D>d_<engine>_spherical``, seed index ``SPHERICAL_OFFSET`` (2000)
++ the index the conjugate formula gives for (model, D, engine slot): unique within the
+spherical studies (its D = 3 indices coincide only with D = 1 ones, which it does not run).
+
 Usage: ``python -m benchmarks.sbc [--quick] [--reps N] [--nuts-reps N] [--jobs 2]``;
 semi-conjugate kernel: ``python -m benchmarks.sbc --kernel semi`` (default output
-reports/validation/sbc_semi/).
+reports/validation/sbc_semi/); spherical kernel: ``--kernel spherical``
+(reports/validation/sbc_spherical/).
 """
 
 from __future__ import annotations
@@ -149,11 +159,22 @@ SEMI_KERNEL: dict[str, dict[str, Any]] = {
     }
     for d, c0 in ((1, 2.0), (2, 3.0))
 }  # fmt: skip
-KERNELS: dict[str, dict[str, Any]] = {"conjugate": KERNEL, "semi": SEMI_KERNEL}
+# The spherical conjugate kernel (--kernel spherical): the shipped defaults (a0 = 2, b0 = 0.25,
+# kappa0 = 0.01, m0 = 0), one variance per component shared by the features.
+SPHERICAL_KERNEL: dict[str, Any] = {"covariance": "spherical", "prior": "conjugate"}
+KERNELS: dict[str, dict[str, Any]] = {
+    "conjugate": KERNEL,
+    "semi": SEMI_KERNEL,
+    "spherical": SPHERICAL_KERNEL,
+}
 SEMI_OFFSET = 1000  # semi-conjugate study i + 1000: no seed shared with a conjugate study
+SPHERICAL_OFFSET = 2000  # spherical study i + 2000
+SPHERICAL_DIMS = (2, 3)  # in 1-D the spherical kernel is the conjugate one
 SEMI_ENGINES = ("blocked", "telescoping")  # the algorithms that run a semi-conjugate kernel
 QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w", "beta", "log_det_C0")
 GIBBS_ENGINES = ("blocked", "telescoping", "collapsed")
+# the engines each non-default kernel runs (for messages)
+KERNEL_ENGINES = {"semi": SEMI_ENGINES, "spherical": GIBBS_ENGINES}
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
 # Pre-registered re-check of the blocked Gibbs sampler (written before it was run): every
@@ -181,7 +202,7 @@ class Config:
     reps: int
     index: int  # feeds the per-replication seeds
     stage: str = "main"  # main | confirm (re-run of a study that failed at 1%) | recheck
-    kernel: str = "conjugate"  # conjugate (KERNEL) | semi (SEMI_KERNEL)
+    kernel: str = "conjugate"  # conjugate (KERNEL) | semi (SEMI_KERNEL) | spherical
 
     @property
     def key(self) -> str:
@@ -212,8 +233,11 @@ class Settings:
 
 
 def kernel_table(kernel: str, dim: int) -> dict[str, Any]:
-    """The [kernel] table of an SBC kernel in D dimensions (KERNEL, or SEMI_KERNEL["<D>d"])."""
-    return KERNEL if kernel == "conjugate" else KERNELS[kernel][f"{dim}d"]
+    """The [kernel] table of an SBC kernel in D dimensions (KERNEL, SPHERICAL_KERNEL, or
+    SEMI_KERNEL["<D>d"])."""
+    if kernel in ("conjugate", "spherical"):
+        return KERNELS[kernel]
+    return KERNELS[kernel][f"{dim}d"]
 
 
 def make_spec(model: str, kernel: str = "conjugate", dim: int = 1):
@@ -300,9 +324,14 @@ def draw_kernel(
     kernel, d: int, m: int, rng: np.random.Generator, c0: np.ndarray | None = None
 ) -> tuple[np.ndarray, ...]:
     """m draws of (mu, Sigma): NIG(m0, kappa0, a0, b0) in 1-D, NIW(m0, kappa0, nu0, psi0 I);
+    spherical: sigma^2 ~ IG(a0, b0), Sigma = sigma^2 I, mu ~ N(m0 1, sigma^2 / kappa0 I);
     semi-conjugate kernels: ``draw_kernel_semi`` given the scale c0 (``draw_scale``)."""
     if kernel.prior == "semi_conjugate":
         return draw_kernel_semi(kernel, d, m, c0, rng)
+    if d > 1 and kernel.covariance == "spherical":
+        var = kernel.b0 / rng.gamma(kernel.a0, 1.0, size=m)  # IG(a0, b0), one per component
+        mu = kernel.m0 + np.sqrt(var / kernel.kappa0)[:, None] * rng.standard_normal((m, d))
+        return mu, var[:, None, None] * np.eye(d)[None]
     if d == 1:
         var = kernel.b0 / rng.gamma(kernel.a0, 1.0, size=m)  # IG(a0, b0)
         mu = kernel.m0 + np.sqrt(var / kernel.kappa0) * rng.standard_normal(m)
@@ -764,7 +793,9 @@ def plot_config(res: dict[str, Any], st: Settings, path) -> None:
     cfg = res["config"]
     fig.suptitle(
         f"SBC: {cfg['model']} {cfg['dim']}-D, {cfg['engine']}"
-        + (" (semi-conjugate kernel)" if cfg.get("kernel", "conjugate") == "semi" else "")
+        + {"semi": " (semi-conjugate kernel)", "spherical": " (spherical kernel)"}.get(
+            cfg.get("kernel", "conjugate"), ""
+        )
         + f" ({res['diagnostics']['reps']} reps, "
         f"L = {st.n_kept}); grey: 99% per-bin band / 95% simultaneous ECDF band",
         fontsize=9,
@@ -1105,6 +1136,13 @@ def _kernel_line(kernel: str) -> str:
             "a0 = 2, b0 = 0.25, psi0 = 0.25, nu0 = D + 2). The engines are called on the "
             "simulated data directly (no standardisation), so the prior is data-independent."
         )
+    if kernel == "spherical":
+        return (
+            f"- Kernel (`--kernel spherical`): `{SPHERICAL_KERNEL}` with the shipped KernelSpec "
+            "defaults (m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25): sigma_k^2 ~ IG(a0, b0), "
+            "Sigma_k = sigma_k^2 I, mu_k | sigma_k^2 ~ N(m0 1, sigma_k^2 / kappa0 I); 2-D and "
+            "3-D studies, Gibbs engines only (blocked / telescoping and collapsed)."
+        )
     tabs = "; ".join(f"{d}: `{t}`" for d, t in SEMI_KERNEL.items())
     return (
         f"- Kernel (`--kernel semi`): semi-conjugate with a hierarchical scale, {tabs}. "
@@ -1157,6 +1195,8 @@ def write_report(
     title = "# Simulation-based calibration of the bayesmix engines"
     if kernel == "semi":
         title += " (semi-conjugate hierarchical kernel)"
+    elif kernel == "spherical":
+        title += " (spherical conjugate kernel)"
     lines = [title, "", run, "", "## Result", ""]
     if recheck_keys:
         pooled = pooled_studies(all_res, followup, st)
@@ -1294,6 +1334,8 @@ def write_report(
         + (
             f"; semi-conjugate study i is the conjugate study's index + {SEMI_OFFSET}"
             if kernel == "semi"
+            else f"; spherical study i is the conjugate formula's index + {SPHERICAL_OFFSET}"
+            if kernel == "spherical"
             else ""
         )
         + "; `sbc.json` holds every rank, truth and seed.",
@@ -1321,17 +1363,23 @@ def configs(
     """Gibbs: every model in 1-D and 2-D with each of its algorithms (MODEL_ENGINES); NUTS:
     1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1.
     kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
-    blocked, telescoping for MFMs), study i + SEMI_OFFSET."""
+    blocked, telescoping for MFMs), study i + SEMI_OFFSET. kernel = "spherical": the Gibbs
+    algorithms in SPHERICAL_DIMS (2-D, 3-D), study i + SPHERICAL_OFFSET."""
     out = []
     for m, model in enumerate(MODELS):
         if model not in models:
             continue
-        for dim in (1, 2):
+        for dim in SPHERICAL_DIMS if kernel == "spherical" else (1, 2):
             for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts"):
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
-                if kernel != "conjugate":
+                if kernel == "spherical":
+                    if engine != "nuts":
+                        out.append(
+                            Config(model, dim, engine, reps, i + SPHERICAL_OFFSET, kernel=kernel)
+                        )
+                elif kernel != "conjugate":
                     if engine in SEMI_ENGINES:
                         out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))
                 elif engine == "nuts":
@@ -1481,14 +1529,16 @@ def main(argv: list[str] | None = None) -> int:
         "--kernel",
         choices=tuple(KERNELS),
         default="conjugate",
-        help="conjugate (NIG / NIW, every engine) or semi (semi-conjugate with a hierarchical "
-        f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET})",
+        help="conjugate (NIG / NIW, every engine), semi (semi-conjugate with a hierarchical "
+        f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET}) or spherical "
+        f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D, Gibbs only, seeds i + {SPHERICAL_OFFSET})",
     )
     ap.add_argument(
         "--out",
         default=None,
         help="output folder (default reports/validation, --kernel semi: "
-        "reports/validation/sbc_semi; --quick: <that>/quick)",
+        "reports/validation/sbc_semi, --kernel spherical: reports/validation/sbc_spherical; "
+        "--quick: <that>/quick)",
     )
     args = ap.parse_args(argv)
     argv_list = argv if argv is not None else sys.argv[1:]
@@ -1546,7 +1596,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cfgs:
             raise SystemExit(
                 f"no study selected (--kernel {args.kernel} runs the engines "
-                f"{', '.join(SEMI_ENGINES) if args.kernel == 'semi' else ', '.join(ENGINE_SLOTS)}; "
+                f"{', '.join(KERNEL_ENGINES.get(args.kernel, tuple(ENGINE_SLOTS)))}; "
                 "check --models, --engines and --only)"
             )
         done = kept_replications(saved["results"], cfgs) if saved is not None else {}

@@ -15,7 +15,9 @@ clusters K+ = k; random hyperparameters eta are integrated on a fine grid.
 Kernel prior, ``hyp = (m0, kappa0, nu0, psi0)``:
     full covariance (d features): Sigma ~ IW(nu0, psi0 * I), mu | Sigma ~ N(m0 * 1, Sigma/kappa0);
     ``diag``: the same prior with d = 1, independently per feature (a Normal-Inverse-Gamma,
-    sigma^2 ~ IG(a0, b0) with nu0 = 2 a0 and psi0 = 2 b0).
+    sigma^2 ~ IG(a0, b0) with nu0 = 2 a0 and psi0 = 2 b0);
+    ``diag = "spherical"``: one such sigma^2 shared by the d features, Sigma = sigma^2 I,
+    mu | sigma^2 ~ N(m0 1, sigma^2 / kappa0 I).
 
 Mixings (``exact_posterior(mixing=..., params=...)``), with n = N and block sizes n_1..n_k:
     ``"dp"``          params {"concentration": alpha}
@@ -128,11 +130,17 @@ def set_partitions(n: int) -> np.ndarray:
     return arr
 
 
-def block_log_marginal(x_block: np.ndarray, hyp: Sequence[float], diag: bool) -> float:
+def block_log_marginal(x_block: np.ndarray, hyp: Sequence[float], diag: bool | str) -> float:
     """log m(x_B): closed-form marginal likelihood of the points of one cluster (rows of
     ``x_block``; a 1-D array is n points of one feature) under
     Sigma ~ IW(nu0, psi0 I), mu | Sigma ~ N(m0 1, Sigma / kappa0)   (Murphy 2007, eq. 266),
-    or, if ``diag``, the product over features of the d = 1 case (NIG, a0 = nu0/2, b0 = psi0/2).
+    or, if ``diag``, the product over features of the d = 1 case (NIG, a0 = nu0/2, b0 = psi0/2),
+    or, if ``diag == "spherical"``, Sigma = sigma^2 I with sigma^2 ~ IG(a0, b0) and
+    mu | sigma^2 ~ N(m0 1, sigma^2 / kappa0 I): given sigma^2 the features are independent
+    NIG-normal models, and integrating sigma^2 out gives
+        m = (2 pi)^(-nd/2) (kappa0/kappa_n)^(d/2) Gamma(a_n)/Gamma(a0) b0^a0 / b_n^a_n,
+        a_n = a0 + n d / 2,  b_n = b0 + 1/2 sum_d [S_dd + kappa0 n / kappa_n (xbar_d - m0)^2]
+    (Murphy 2007, sec. 6, with the n d values as observations sharing sigma^2).
     An empty block gives 0."""
     m0, k0, nu0, psi0 = (float(v) for v in hyp)
     x = np.asarray(x_block, dtype=float)
@@ -140,6 +148,22 @@ def block_log_marginal(x_block: np.ndarray, hyp: Sequence[float], diag: bool) ->
     n, d = x.shape
     if n == 0:
         return 0.0
+    if isinstance(diag, str):
+        if diag != "spherical":
+            raise ValueError(f"diag must be a bool or 'spherical', got {diag!r}")
+        a0, b0 = nu0 / 2, psi0 / 2
+        kn = k0 + n
+        xb = x.mean(axis=0)
+        an = a0 + n * d / 2
+        bn = b0 + 0.5 * float(((x - xb) ** 2).sum() + k0 * n / kn * ((xb - m0) ** 2).sum())
+        return float(
+            -n * d / 2 * math.log(2 * math.pi)
+            + d / 2 * math.log(k0 / kn)
+            + gammaln(an)
+            - gammaln(a0)
+            + a0 * math.log(b0)
+            - an * math.log(bn)
+        )
     if diag and d > 1:
         return sum(block_log_marginal(x[:, [j]], hyp, False) for j in range(d))
     xb = x.mean(axis=0)

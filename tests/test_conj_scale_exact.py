@@ -6,7 +6,7 @@ closed-form NIW / NIG block marginals of ``exact_partitions`` (``block_log_margi
 rectangle rule on a grid uniform in log psi0 over [-20, 8] with step 0.02 (the integrand is
 analytic in log psi0 and decays at both ends: like psi0^a on the left, like exp(-b psi0) on the
 right; halving the step moves every log L by < 1e-12, widening the range to [-25, 10] by < 1e-14). NIG: psi0 = 2 b0, so b0 ~ Gamma(a, b)
-is psi0 ~ Gamma(a, b / 2). Tolerances as in test_mixings_exact; E[b0 | x] (or E[psi0 | x])
+is psi0 ~ Gamma(a, b / 2) (also for the spherical kernel). Tolerances as in test_mixings_exact; E[b0 | x] (or E[psi0 | x])
 within 4.5 MCSE.
 """
 
@@ -62,6 +62,10 @@ CASES = {
         ENUM_X2, "diag", MixingSpec("finite", 3, 1.0, None),
         "finite", {"concentration": 1.0, "n_components": 3}, None, (2.0, 8.0),
     ),
+    "dp_2d_spherical": (
+        ENUM_X2, "spherical", MixingSpec("dp", 20, 0.7, None),
+        "dp", {"concentration": 0.7}, None, (2.0, 8.0),
+    ),
 }  # fmt: skip
 
 
@@ -70,7 +74,8 @@ def test_hierarchical_conjugate_scale_matches_exact_posterior(name):
     x, cov, mix, exact_mix, params, hyper, (a, b) = CASES[name]
     kern = KernelSpec(covariance=cov, kappa0=0.1, a0=2.0, b0=0.25, psi0=0.5,
                       scale_prior=GammaPrior(a, b))  # fmt: skip
-    diag = x.shape[1] == 1 or cov == "diag"
+    # the exact kernel: False (NIW), True (NIG per feature) or "spherical" (one NIG variance)
+    diag = "spherical" if cov == "spherical" else (x.shape[1] == 1 or cov == "diag")
     nu0 = 2.0 * kern.a0 if diag else kern.nu0_for(x.shape[1])
     b_psi = b / 2.0 if diag else b
     ll, post = kernel_side(x, kern.m0, kern.kappa0, nu0, diag, a, b_psi)

@@ -84,7 +84,7 @@ def test_set_params_maps_onto_the_spec(frame_2d):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"covariance_type": "spherical"}, "covariance_type"),
+        ({"covariance_type": "sphere"}, "covariance_type"),
         ({"n_components": 0}, "n_components"),
         ({"n_components": 2.5}, "n_components"),
         ({"engine": "bogus"}, "engine"),

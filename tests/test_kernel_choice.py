@@ -31,7 +31,7 @@ def test_choose_covariance_takes_the_lowest_bic_family():
         "spherical": {"bic": [10.5, 19.0], "best_bic": 1},
     }
     got = choose_covariance({"families": fams})
-    assert got["best_family"] == "spherical" and got["covariance"] == "diag"  # nearest kernel
+    assert got["best_family"] == "spherical" and got["covariance"] == "spherical"
     assert got["best_bic"] == {"full": 12.0, "diag": 11.0, "spherical": 10.5}
     fams["full"]["bic"] = [10.0]
     assert choose_covariance({"families": fams})["covariance"] == "full"

@@ -63,9 +63,17 @@ KERNELS = {
     "conj_full_2d": (KernelSpec(covariance="full", m0=-0.2, kappa0=0.4, nu0=5.5, psi0=0.6), 2),
     "conj_full_2d_nu0_default": (KernelSpec(covariance="full", m0=0.1, kappa0=0.3, psi0=0.35), 2),
     "conj_diag_2d": (KernelSpec(covariance="diag", m0=0.4, kappa0=0.2, a0=3.0, b0=0.4), 2),
+    "conj_spherical_3d": (
+        KernelSpec(covariance="spherical", m0=0.4, kappa0=0.2, a0=3.0, b0=0.4),
+        3,
+    ),
     "wi_1d": (KernelSpec(prior="weakly_informative", m0=0.5, mu_sd=1.5, sigma_sd=0.8), 1),
     "wi_diag_2d": (
         KernelSpec(prior="weakly_informative", covariance="diag", m0=-0.3, sigma_sd=1.3),
+        2,
+    ),
+    "wi_spherical_2d": (
+        KernelSpec(prior="weakly_informative", covariance="spherical", m0=-0.3, sigma_sd=1.3),
         2,
     ),
     "wi_full_2d": (
@@ -106,7 +114,16 @@ def _mixing_point(mix: MixingSpec, rng) -> tuple[dict, dict]:
 def _kernel_point(kernel: KernelSpec, d: int, rng) -> tuple[dict, dict]:
     mu = rng.normal(0.0, 1.5, (T, d))
     vals, point = {"mu": mu}, {"mu": mu}
-    if kernel.prior == "conjugate" and (d == 1 or kernel.covariance == "diag"):
+    spherical = d > 1 and kernel.covariance == "spherical"
+    if kernel.prior == "conjugate" and spherical:  # one precision per component
+        tau = rng.uniform(0.3, 4.0, (T, 1))
+        vals["tau"] = tau
+        point["tau_log__"] = np.log(tau)
+    elif kernel.prior == "weakly_informative" and spherical:
+        sigma = rng.uniform(0.2, 2.5, (T, 1))
+        vals["sigma"] = sigma
+        point["sigma_raw_log__"] = np.log(sigma)
+    elif kernel.prior == "conjugate" and (d == 1 or kernel.covariance == "diag"):
         tau = rng.uniform(0.3, 4.0, (T, d))
         vals["tau"] = tau
         point["tau_log__"] = np.log(tau)
@@ -164,7 +181,20 @@ def _ref_kernel(kernel: KernelSpec, d: int, vals: dict) -> tuple[float, np.ndarr
     """log p(kernel free variables) and the covariances Sigma (T, D, D)."""
     mu, m0 = vals["mu"], np.full(d, kernel.m0)
     lp = 0.0
-    if kernel.prior == "conjugate" and (d == 1 or kernel.covariance == "diag"):
+    spherical = d > 1 and kernel.covariance == "spherical"
+    if spherical:  # one variance per component, shared by the d features: Sigma = s2 I
+        if kernel.prior == "conjugate":
+            s2 = 1.0 / vals["tau"][:, 0]
+            ig = stats.invgamma(a=kernel.a0, scale=kernel.b0)
+            lp += (ig.logpdf(s2) + 2 * np.log(s2)).sum()  # as a density of tau = 1/s2
+            lp += stats.norm(kernel.m0, np.sqrt(s2 / kernel.kappa0)[:, None]).logpdf(mu).sum()
+        else:
+            sd = vals["sigma"][:, 0]
+            s2 = sd**2
+            lp += stats.halfnorm(scale=kernel.sigma_sd).logpdf(sd).sum()
+            lp += stats.norm(kernel.m0, kernel.mu_sd).logpdf(mu).sum()
+        cov = s2[:, None, None] * np.eye(d)[None]
+    elif kernel.prior == "conjugate" and (d == 1 or kernel.covariance == "diag"):
         tau = vals["tau"]
         s2 = 1.0 / tau
         # sigma^2 ~ IG(a0, b0) as a density of tau = 1/sigma^2

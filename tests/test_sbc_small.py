@@ -125,3 +125,34 @@ def test_sbc_semi_study_end_to_end(tmp_path) -> None:
     assert "semi-conjugate hierarchical kernel" in report and "`log_det_C0` (2-D)" in report
     with pytest.raises(SystemExit, match="kernel"):
         main([*argv[2:], "--resume"])  # the default --kernel conjugate
+
+
+# --------------------------------------------------------------------------
+# Spherical conjugate kernel (benchmarks.sbc --kernel spherical)
+# --------------------------------------------------------------------------
+
+
+def test_sbc_spherical_prior_simulator_and_configs() -> None:
+    """The simulator's spherical prior: Sigma = sigma^2 I with one sigma^2 ~ IG(a0, b0) per
+    component (E = b0 / (a0 - 1), E[1/sigma^2] = a0 / b0), mu | sigma^2 ~ N(m0, sigma^2 /
+    kappa0 I) (E[kappa0 (mu - m0)^2 / sigma^2] = 1 per feature); studies in 2-D and 3-D for the
+    Gibbs engines only, seed index i + SPHERICAL_OFFSET, none shared with another kernel."""
+    from benchmarks.sbc import SPHERICAL_OFFSET, configs, draw_kernel, make_spec
+
+    rng = np.random.default_rng(12)
+    kern = make_spec("dp", "spherical", 3).kernel
+    assert kern.covariance == "spherical" and kern.prior == "conjugate"
+    mu, cov = draw_kernel(kern, 3, 20000, rng)
+    s2 = cov[:, 0, 0]
+    np.testing.assert_array_equal(cov, s2[:, None, None] * np.eye(3))
+    np.testing.assert_allclose((1 / s2).mean(), kern.a0 / kern.b0, rtol=0.03)
+    z2 = kern.kappa0 * (mu - kern.m0) ** 2 / s2[:, None]
+    np.testing.assert_allclose(z2.mean(axis=0), 1.0, rtol=0.05)
+    engines = ("blocked", "telescoping", "collapsed", "nuts")
+    sph = configs(500, 100, engines, kernel="spherical")
+    assert {c.dim for c in sph} == {2, 3} and "nuts" not in {c.engine for c in sph}
+    assert all(c.key.endswith("_spherical") and c.index > SPHERICAL_OFFSET for c in sph)
+    others = configs(500, 100, engines) + configs(500, 100, engines, kernel="semi")
+    used = {c.index + o for c in others for o in (0, 100, 200)}
+    idx = [c.index + o for c in sph for o in (0, 100, 200)]
+    assert len(set(idx)) == len(idx) and not used & set(idx)

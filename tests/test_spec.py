@@ -65,7 +65,7 @@ def test_spec_from_path(tmp_path):
         ({"mixing": {"type": "dp", "alpha": 1}, "kernel": {"prior": "flat"}}, "key 'kernel.prior'"),
         ({"mixing": {"type": "dp", "alpha": 1}, "kernel": {"kappa0": 0}}, "key 'kernel.kappa0'"),
         (
-            {"mixing": {"type": "dp", "alpha": 1}, "kernel": {"covariance": "spherical"}},
+            {"mixing": {"type": "dp", "alpha": 1}, "kernel": {"covariance": "sphere"}},
             "kernel.covariance",
         ),
         ({"mixing": {"type": "dp", "alpha": 1}, "sampler": {"chains": 0}}, "key 'sampler.chains'"),

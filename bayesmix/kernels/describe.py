@@ -25,7 +25,8 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
             kw["scale_prior"] = GammaPrior(**kw["scale_prior"])
         kernel = KernelSpec(**kw)
     k = kernel
-    cov = "1-D" if d == 1 else ("diagonal" if k.covariance == "diag" else "full covariance")
+    words = {"diag": "diagonal", "spherical": "spherical (one variance shared by the features)"}
+    cov = "1-D" if d == 1 else words.get(k.covariance, "full covariance")
     if k.prior == "semi_conjugate":
         c0, g0, g, centre = k.semi_defaults(d)
         r = "R^2" if k.data_scaled else "1"
@@ -53,6 +54,14 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
         )
     if k.prior == "conjugate":
         sp = k.scale_prior
+        if d > 1 and k.covariance == "spherical":
+            b0 = "b0" if sp else _g(k.b0)
+            hyper = f", b0 ~ Gamma({_g(sp.shape)}, {_g(sp.rate)})" if sp else ""
+            return (
+                f"conjugate Normal-Inverse-Gamma, {cov}: Sigma = sigma^2 I, sigma^2 ~ "
+                f"IG({_g(k.a0)}, {b0}), mu | sigma^2 ~ N({_g(k.m0)}, sigma^2/{_g(k.kappa0)} I)"
+                f"{hyper} (standardised scale)"
+            )
         if d == 1 or k.covariance == "diag":
             b0 = "b0" if sp else _g(k.b0)
             hyper = f", b0 ~ Gamma({_g(sp.shape)}, {_g(sp.rate)})" if sp else ""

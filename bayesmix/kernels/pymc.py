@@ -37,8 +37,14 @@ def _bartlett_precision_chol(kernel: KernelSpec, k: int, d: int):
 
 
 def conjugate(kernel: KernelSpec, k: int, d: int):
-    """NIG (1-D, diag) or NIW (full): Sigma ~ prior, mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)."""
+    """NIG (1-D, diag), NIG with one precision per component (spherical: Sigma_k = I / tau_k,
+    tau_k ~ Gamma(a0, b0)) or NIW (full): Sigma ~ prior, mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)."""
     m0 = kernel.m0 * np.ones(d)
+    if d > 1 and kernel.covariance == "spherical":
+        tau1 = pm.Gamma("tau", alpha=kernel.a0, beta=kernel.b0, shape=(k, 1))
+        tau = pt.repeat(tau1, d, axis=1)
+        mu = pm.Normal("mu", mu=m0, sigma=1.0 / pt.sqrt(kernel.kappa0 * tau), shape=(k, d))
+        return mu, _diag_factor(tau)
     if d == 1 or kernel.covariance == "diag":
         tau = pm.Gamma("tau", alpha=kernel.a0, beta=kernel.b0, shape=(k, d))
         mu = pm.Normal("mu", mu=m0, sigma=1.0 / pt.sqrt(kernel.kappa0 * tau), shape=(k, d))
@@ -53,8 +59,12 @@ def conjugate(kernel: KernelSpec, k: int, d: int):
 
 
 def weakly_informative(kernel: KernelSpec, k: int, d: int):
-    """mu ~ N(m0, mu_sd^2); sigma ~ HalfNormal(sigma_sd); full covariance adds LKJ(eta)."""
+    """mu ~ N(m0, mu_sd^2); sigma ~ HalfNormal(sigma_sd) (spherical: one sigma per
+    component); full covariance adds LKJ(eta)."""
     mu = pm.Normal("mu", mu=kernel.m0, sigma=kernel.mu_sd, shape=(k, d))
+    if d > 1 and kernel.covariance == "spherical":
+        sigma = pm.HalfNormal("sigma_raw", sigma=kernel.sigma_sd, shape=(k, 1))
+        return mu, _diag_factor(pt.repeat(1.0 / sigma**2, d, axis=1))
     if d == 1 or kernel.covariance == "diag":
         sigma = pm.HalfNormal("sigma_raw", sigma=kernel.sigma_sd, shape=(k, d))
         return mu, _diag_factor(1.0 / sigma**2)

@@ -11,7 +11,7 @@ Fruehwirth-Schnatter, Malsiner-Walli & Gruen 2021, Bayesian Analysis 16, Sec. 4)
 W(c, C) in this parametrisation is the standard Wishart with 2c degrees of freedom and scale
 matrix (2C)^{-1}, so Sigma_k ~ IW(2 c0, 2 C0). In one dimension it is Richardson & Green's
 (1997, JRSS-B 59, Sec. 2.2) prior: sigma_k^{-2} ~ Gamma(alpha = c0, beta = C0) and
-beta ~ Gamma(g = g0, h = G0). ``diag`` kernels apply the 1-D prior to every feature
+beta ~ Gamma(g = g0, h = G0). Diagonal kernels (``fam = niw.DIAG``) apply the 1-D prior to every feature
 independently (C0 diagonal).
 
 Full conditionals, with n_k points, mean xbar_k and scatter S_k of component k:
@@ -23,7 +23,7 @@ Full conditionals, with n_k points, mean xbar_k and scatter S_k of component k:
                           model: the truncation T for blocked samplers, K for the telescoping one).
 
 ``hs = [c0, g0, hierarchical (1/0), b0_1..b0_D, B0_1..B0_D, G0_1..G0_D]`` (``layout``).
-The chain carries C0 as a (D, D) array (diagonal for ``diag``).
+The chain carries C0 as a (D, D) array (diagonal for diagonal kernels).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.kernels.niw import bartlett_factor, draw_iw_chol, draw_params_all
+from bayesmix.kernels.niw import FULL, bartlett_factor, draw_iw_chol, draw_params_all
 from bayesmix.numerics.linalg import chol_lower, gram, tri_inv_lower
 
 CONJUGATE = 0
@@ -66,7 +66,7 @@ def initial_scale(hs: np.ndarray, d: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def draw_params_semi(kk, cnt, xbar, scat, hs, diag, mu, lc, c0m):
+def draw_params_semi(kk, cnt, xbar, scat, hs, fam, mu, lc, c0m):
     """One Gibbs scan over the kernel parameters of components 0..kk-1 (module docstring):
     Sigma_k | mu_k, then mu_k | Sigma_k (empty components: from the prior), then C0 | Sigma
     if the scale is hierarchical. mu and lc (chol Sigma) hold the current values and are
@@ -76,7 +76,7 @@ def draw_params_semi(kk, cnt, xbar, scat, hs, diag, mu, lc, c0m):
     b0 = hs[3 : 3 + d]
     bv = hs[3 + d : 3 + 2 * d]
     gr = hs[3 + 2 * d : 3 + 3 * d]
-    if diag:
+    if fam != FULL:  # diagonal (SPHERICAL is refused by the driver)
         _scan_diag(kk, cnt, xbar, scat, c0, g0, hier, b0, bv, gr, mu, lc, c0m)
         return
     psi = np.empty((d, d))
@@ -201,13 +201,13 @@ def start_means(kk, cnt, xbar, hs, mu):
 
 
 @njit(cache=True, nogil=True)
-def draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, ws, start):
+def draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, fam, mu, lc, ws, start):
     """theta_k | z for k < kk under the kernel ``kern``: CONJUGATE (NIW/NIG, ``hyp``, independent
     draws from the conditional posterior) or SEMI_CONJUGATE (``hs``, one Gibbs scan; at the
     ``start`` of a chain the means begin at the component means). ws: five (D, D) work arrays."""
     if kern == SEMI_CONJUGATE:
         if start:
             start_means(kk, cnt, xbar, hs, mu)
-        draw_params_semi(kk, cnt, xbar, scat, hs, diag, mu, lc, c0m)
+        draw_params_semi(kk, cnt, xbar, scat, hs, fam, mu, lc, c0m)
     else:
-        draw_params_all(kk, cnt, xbar, scat, hyp, diag, mu, lc, ws[0], ws[1], ws[2], ws[3], ws[4])
+        draw_params_all(kk, cnt, xbar, scat, hyp, fam, mu, lc, ws[0], ws[1], ws[2], ws[3], ws[4])

@@ -10,8 +10,8 @@ Raftery 1995).
 from __future__ import annotations
 
 BIC_MARGIN = 10.0
-# the bayesmix kernel (kernel.covariance) nearest to each EM covariance family
-NEAREST_KERNEL = {"full": "full", "diag": "diag", "spherical": "diag"}
+# the bayesmix kernel (kernel.covariance) of each EM covariance family (mclust VVV, VVI, VII)
+NEAREST_KERNEL = {"full": "full", "diag": "diag", "spherical": "spherical"}
 FAMILY_WORDS = {"full": "full", "diag": "diagonal", "spherical": "spherical"}
 
 
@@ -52,7 +52,7 @@ def kernel_family_check(classical: dict, fitted: str, kplus_mode: int) -> dict:
 
 
 def choose_covariance(classical: dict) -> dict:
-    """``kernel.covariance = "auto"``: the bayesmix kernel nearest to the EM covariance family
+    """``kernel.covariance = "auto"``: the bayesmix kernel of the EM covariance family
     with the lowest BIC (each family at its own best K), as mclust chooses its model (Fraley &
     Raftery 2002). A cheap screen on the data before sampling, so the choice does not depend on
     the Bayesian fit. Returns {"criterion", "best_family", "covariance", "best_bic", "k_best"}.

@@ -24,7 +24,7 @@ NEG_INF = -np.inf
 
 @njit(cache=True, nogil=True)
 def blocked_update_given_z(
-    x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, start, hp, it, tune
+    x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, fam, ws, start, hp, it, tune
 ):
     """Where the mixing samples them so (``registry.hyper_given_counts``; not at the start),
     label swaps and the hyperparameters | z with the weights integrated out; weights | z (the mixing's, ``registry.blocked_weights``: sticks or Dirichlet; log v_k and
@@ -33,16 +33,16 @@ def blocked_update_given_z(
     prior)."""
     cnt, xbar, scat, _, psi, wa, wb, wc, wl, lv, l1v = ws[:11]
     kk = logw.shape[0]
-    cluster_stats(x, z, kk, cnt, xbar, scat, diag)
+    cluster_stats(x, z, kk, cnt, xbar, scat, fam)
     if not start and registry.hyper_given_counts(kind):
         lab_of, old_of = ws[11], ws[12]
         if registry.blocked_update_counts(
             kind, state, hp, it, tune, z, cnt, mu, lc, lab_of, old_of
         ):
-            cluster_stats(x, z, kk, cnt, xbar, scat, diag)
+            cluster_stats(x, z, kk, cnt, xbar, scat, fam)
     registry.blocked_weights(kind, cnt, state, lv, l1v, logw)
     wk = (psi, wa, wb, wc, wl)
-    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, wk, start)
+    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, fam, mu, lc, wk, start)
 
 
 @njit(cache=True, nogil=True)
@@ -81,7 +81,7 @@ def blocked_chain(
     lc,
     state,
     hyp,
-    diag,
+    fam,
     kind,
     hp,
     kern,
@@ -143,19 +143,19 @@ def blocked_chain(
     if it0 == 0:
         init_by_centres(x, min(kk, 10), z)
         blocked_update_given_z(
-            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, True, hp, 0, tune
+            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, fam, ws, True, hp, 0, tune
         )
     pending = -1
     for it in range(it0, it0 + n_iter):
         # z | w, theta
-        mixture_prepare(logw, lc, diag, c, li)
-        ll = mixture_pass(x, mu, li, c, kk, diag, z, True)
+        mixture_prepare(logw, lc, fam, c, li)
+        ll = mixture_pass(x, mu, li, c, kk, fam, z, True)
         if pending >= 0:
             out_ll[pending] = ll
             pending = -1
         # w, theta | z
         blocked_update_given_z(
-            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, diag, ws, False, hp, it, tune
+            x, z, logw, mu, lc, state, kind, kern, hyp, hs, c0m, fam, ws, False, hp, it, tune
         )
         if label_moves and (kind == registry.DP or kind == registry.PITMAN_YOR):
             dp_label_moves(z, logw, mu, lc, ws, state[5] if kind == registry.PITMAN_YOR else 0.0)
@@ -174,4 +174,4 @@ def blocked_chain(
             out_c0[s] = c0m
             pending = s
     if pending >= 0:
-        out_ll[pending] = mixture_loglik(x, logw, mu, lc, diag)
+        out_ll[pending] = mixture_loglik(x, logw, mu, lc, fam)

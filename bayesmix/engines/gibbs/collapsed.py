@@ -1,6 +1,7 @@
 """Collapsed Gibbs sampler (Neal 2000, algorithm 3) with split-merge moves, generic over the
 mixing (a Gibbs-type partition prior given as data, see ``bayesmix/mixings``) and over the
-conjugate Gaussian kernel (``bayesmix/kernels/niw.py``: NIW full or NIG per feature).
+conjugate Gaussian kernel (``bayesmix/kernels/niw.py``: NIW full, NIG per feature, or one NIG
+variance shared by the features; the integer ``fam``).
 
 Performance note: the per-observation loop inlines the kernel's cluster updates (remove,
 Student-t predictive, add) by hand. Calling a helper with array arguments from numba code costs
@@ -20,6 +21,9 @@ from bayesmix.engines.gibbs.blocked import store_params
 from bayesmix.engines.gibbs.split_merge import split_merge
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
+    DIAG,
+    FULL,
+    SPHERICAL,
     cl_logpred,
     cl_rebuild_one,
     cl_reset,
@@ -70,7 +74,7 @@ def collapsed_chain(
     z,
     state,
     hyp,
-    diag,
+    fam,
     kind,
     kfin,
     hp,
@@ -113,19 +117,19 @@ def collapsed_chain(
         np.random.seed(seed)
     if it0 == 0:
         init_by_centres(x, min(10, kfin) if (finite or registry.is_mfm(kind)) else 10, z)
-    tc, tp = predictive_tables(n + 1, d, hyp, diag)
+    tc, tp = predictive_tables(n + 1, d, hyp, fam)
     # prior predictive (slot 0 of 1-slot arrays)
     cnt0 = np.zeros(1, np.int64)
     mean0 = np.zeros((1, d))
     scl0 = np.zeros((1, d, d))
     cst0 = np.zeros(1)
     q0 = np.zeros((1, d))
-    cl_reset(0, cnt0, mean0, scl0, cst0, q0, tc, hyp, diag)
+    cl_reset(0, cnt0, mean0, scl0, cst0, q0, tc, hyp, fam)
     u = np.zeros(d)
     # prior predictive of every point (the new-cluster term) and log n
     lp0 = np.empty(n)
     for i in range(n):
-        lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], diag, u)
+        lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], fam, u)
     logn = np.empty(n + 2)
     logn[0] = NEG_INF
     for j in range(1, n + 2):
@@ -191,15 +195,15 @@ def collapsed_chain(
         vtab[:] = np.nan
         labelled, c1 = registry.split_merge_constants(kind, state)
         # exact rebuild of all cluster statistics from z
-        cluster_stats(x, z, cap, cnt, xb, sc, diag)
+        cluster_stats(x, z, cap, cnt, xb, sc, fam)
         if scale_random:  # psi0 | partition, then the prior predictive under the new psi0
             w5 = tmp[10]
-            psi0 = draw_scale(cap, cnt, xb, sc, hyp, diag, psi, wl, w5, tmp[11], tmp[9][0])
+            psi0 = draw_scale(cap, cnt, xb, sc, hyp, fam, psi, wl, w5, tmp[11], tmp[9][0])
             hyp[3] = psi0
             state[registry.SCALE_SLOT] = psi0
-            cl_reset(0, cnt0, mean0, scl0, cst0, q0, tc, hyp, diag)
+            cl_reset(0, cnt0, mean0, scl0, cst0, q0, tc, hyp, fam)
             for i in range(n):
-                lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], diag, u)
+                lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], fam, u)
         nact = 0
         nfree = 0
         for k in range(cap - 1, -1, -1):
@@ -210,7 +214,16 @@ def collapsed_chain(
                 for a in range(d):
                     mean[k, a] = (k0 * m0 + nk * xb[k, a]) / kn
                 sl = 0.0
-                if diag:
+                if fam == SPHERICAL:
+                    v = psi0
+                    for a in range(d):
+                        v += sc[k, a, a] + f * (xb[k, a] - m0) ** 2
+                        for b in range(d):
+                            scl[k, a, b] = 0.0
+                    scl[k, 0, 0] = v
+                    q[k, 0] = kn / ((kn + 1.0) * v)
+                    cst[k] = tc[nk] - 0.5 * d * math.log(v)
+                elif fam == DIAG:
                     for a in range(d):
                         v = psi0 + sc[k, a, a] + f * (xb[k, a] - m0) ** 2
                         for b in range(d):
@@ -259,7 +272,17 @@ def collapsed_chain(
                 kap = kp - 1.0
                 f = kp / kap
                 ok = True
-                if diag:
+                if fam == SPHERICAL:
+                    r2 = 0.0
+                    for a in range(d):
+                        r = x[i, a] - mean[k, a]
+                        r2 += r * r
+                        mean[k, a] = (kp * mean[k, a] - x[i, a]) / kap
+                    v = scl[k, 0, 0] - f * r2
+                    if not v > 0.0:
+                        ok = False
+                    scl[k, 0, 0] = v
+                elif fam == DIAG:
                     for a in range(d):
                         r = x[i, a] - mean[k, a]
                         v = scl[k, a, a] - f * r * r
@@ -290,7 +313,10 @@ def collapsed_chain(
                     nk = cnt[k]
                     kap = k0 + nk
                     sl = 0.0
-                    if diag:
+                    if fam == SPHERICAL:
+                        q[k, 0] = kap / ((kap + 1.0) * scl[k, 0, 0])
+                        cst[k] = tc[nk] - 0.5 * d * math.log(scl[k, 0, 0])
+                    elif fam == DIAG:
                         for a in range(d):
                             sl += math.log(scl[k, a, a])
                             q[k, a] = kap / ((kap + 1.0) * scl[k, a, a])
@@ -301,13 +327,19 @@ def collapsed_chain(
                         cst[k] = tc[nk] - sl
                         q[k, 0] = kap / (kap + 1.0)
                 else:  # lost definiteness to rounding: recompute the cluster exactly
-                    cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, diag, psi)
+                    cl_rebuild_one(x, z, k, cnt, mean, scl, cst, q, tc, hyp, fam, psi)
                 lw[k] = cst[k] + lwn[cnt[k]]
             # --- log p(z_i = j | rest) for the occupied clusters and a new / empty one ---
             mx = NEG_INF
             for t in range(nact):
                 j = act[t]
-                if diag:
+                if fam == SPHERICAL:
+                    r2 = 0.0
+                    for a in range(d):
+                        r = x[i, a] - mean[j, a]
+                        r2 += r * r
+                    sk = math.log1p(q[j, 0] * r2)
+                elif fam == DIAG:
                     sk = 0.0
                     for a in range(d):
                         r = x[i, a] - mean[j, a]
@@ -367,16 +399,26 @@ def collapsed_chain(
                 pos[k] = nact
                 nact += 1
                 cnt[k] = 0
-                for a in range(d):  # prior: m = m0, Psi = psi0 I
+                for a in range(d):  # prior: m = m0, Psi = psi0 I (spherical: scl[k, 0, 0])
                     mean[k, a] = m0
                     for b in range(d):
                         scl[k, a, b] = 0.0
-                    scl[k, a, a] = psi0 if diag else math.sqrt(psi0)
+                    if fam == FULL:
+                        scl[k, a, a] = math.sqrt(psi0)
+                    elif fam == DIAG or a == 0:
+                        scl[k, a, a] = psi0
             else:
                 k = act[t]
             kap = k0 + cnt[k]
             f = kap / (kap + 1.0)
-            if diag:
+            if fam == SPHERICAL:
+                r2 = 0.0
+                for a in range(d):
+                    r = x[i, a] - mean[k, a]
+                    r2 += r * r
+                    mean[k, a] += r / (kap + 1.0)
+                scl[k, 0, 0] += f * r2
+            elif fam == DIAG:
                 for a in range(d):
                     r = x[i, a] - mean[k, a]
                     scl[k, a, a] += f * r * r
@@ -400,7 +442,10 @@ def collapsed_chain(
             nk = cnt[k]
             kap = k0 + nk
             sl = 0.0
-            if diag:
+            if fam == SPHERICAL:
+                q[k, 0] = kap / ((kap + 1.0) * scl[k, 0, 0])
+                cst[k] = tc[nk] - 0.5 * d * math.log(scl[k, 0, 0])
+            elif fam == DIAG:
                 for a in range(d):
                     sl += math.log(scl[k, a, a])
                     q[k, a] = kap / ((kap + 1.0) * scl[k, a, a])
@@ -428,7 +473,7 @@ def collapsed_chain(
                     rtab[tt] = registry.urn_r(kind, tt, state, kfin, n, logpk, vtab)
             nact, nfree, acc = split_merge(
                 x, z, (cnt, mean, scl, cst, q, lw), tmp, act, pos, free, nact, nfree, tc, tp,
-                logn, lwn, rtab, hyp, diag, labelled, sig, c1,
+                logn, lwn, rtab, hyp, fam, labelled, sig, c1,
             )  # fmt: skip
             if acc and it >= tune:
                 state[4] += 1.0
@@ -447,7 +492,7 @@ def collapsed_chain(
 
 
 @njit(cache=True, nogil=True)
-def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_cov, out_ll):
+def collapsed_params(x, zs, states, hyp, fam, kind, seed, out_w, out_mu, out_cov, out_ll):
     """Per saved draw, sample (w, mu, Sigma) given z and the mixing's state.
 
     Finite: w ~ Dirichlet(gamma + n), all K slots. Otherwise the occupied clusters are
@@ -504,7 +549,7 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
             for i in range(n):
                 z[i] = lab[zs[s, i]]
                 zs[s, i] = z[i]
-        cluster_stats(x, z, kc, cnt, xb, sc, diag)
+        cluster_stats(x, z, kc, cnt, xb, sc, fam)
         conc = states[s, 0]
         if finite:
             for k in range(kc):
@@ -527,8 +572,8 @@ def collapsed_params(x, zs, states, hyp, diag, kind, seed, out_w, out_mu, out_co
         lse = logsumexp(logw, kc)
         if hyp.shape[0] > 5 and hyp[4] > 0.0:  # this draw's psi0
             hyp[3] = states[s, registry.SCALE_SLOT]
-        draw_params_all(kc, cnt, xb, sc, hyp, diag, mu, lo, wk[0], wk[1], wk[2], wk[3], wk[4])
+        draw_params_all(kc, cnt, xb, sc, hyp, fam, mu, lo, wk[0], wk[1], wk[2], wk[3], wk[4])
         for k in range(kc):
             logw[k] -= lse
         store_params(s, logw, mu, lo, out_w, out_mu, out_cov)
-        out_ll[s] = mixture_loglik(x, logw, mu, lo, diag)
+        out_ll[s] = mixture_loglik(x, logw, mu, lo, fam)

@@ -37,7 +37,7 @@ from bayesmix.engines.base import Draws
 from bayesmix.engines.gibbs import blocked, collapsed, telescoping
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
-from bayesmix.kernels import semiconj
+from bayesmix.kernels import niw, semiconj
 from bayesmix.spec import ModelSpec
 
 ALGORITHMS = ("blocked", "collapsed")
@@ -54,7 +54,7 @@ class ChainConfig:
     algorithm: str  # collapsed | blocked | telescoping
     hyp: tuple[float, ...]  # m0, kappa0, nu0, psi0 (NIG: nu0 = 2 a0, psi0 = 2 b0)[, psi0's
     # Gamma(shape, rate) when the conjugate kernel's scale has a prior]
-    diag: bool
+    fam: int  # the covariance family (bayesmix.kernels.niw: FULL, DIAG, SPHERICAL)
     kind: int  # the mixing's code (bayesmix.mixings.registry)
     labelled: bool  # K labelled slots (finite)
     dynamic: bool  # MFM with gamma_K = alpha / K
@@ -110,6 +110,12 @@ def _config(
             "uses 'weakly_informative' (Normal/HalfNormal/LKJ); use --engine nuts"
         )
     semi = kern.prior == "semi_conjugate"
+    if semi and d > 1 and kern.covariance == "spherical":
+        raise InputError(
+            "kernel.covariance = 'spherical' has a conjugate prior only (prior = 'conjugate', on "
+            "the collapsed, blocked and telescoping Gibbs engines or NUTS); with prior = "
+            "'semi_conjugate' use covariance = 'diag' or 'full'"
+        )
     if semi and algorithm == "collapsed":
         raise InputError(
             "the collapsed engine integrates the component parameters out and needs "
@@ -121,18 +127,19 @@ def _config(
     if mix.type not in mixings.MIXING_TYPES:
         raise InputError(f"unknown mixing.type {mix.type!r}")
     algorithm = mixings.check_algorithm(mix, algorithm)
-    if kern.covariance not in ("full", "diag"):
+    if kern.covariance not in ("full", "diag", "spherical"):
         raise InputError(
-            f"kernel.covariance must be 'full' or 'diag' here, got {kern.covariance!r} "
-            "('auto' is resolved by bayesmix.fit before sampling)"
+            f"kernel.covariance must be 'full', 'diag' or 'spherical' here, got "
+            f"{kern.covariance!r} ('auto' is resolved by bayesmix.fit before sampling)"
         )
     for name, val in (("draws", draws), ("thin", thin)):
         if not (isinstance(val, int) and val >= 1):
             raise InputError(f"{name} must be a positive integer, got {val!r}")
     if not (isinstance(tune, int) and tune >= 0):
         raise InputError(f"tune must be a non-negative integer, got {tune!r}")
-    diag = d == 1 or kern.covariance == "diag"
-    if diag:  # NIG(a0, b0) per feature == 1-D NIW(nu0 = 2 a0, psi0 = 2 b0)
+    fam = niw.family_code(kern.covariance, d)
+    diag = fam != niw.FULL
+    if diag:  # NIG(a0, b0) per feature (or shared) == 1-D NIW(nu0 = 2 a0, psi0 = 2 b0)
         hyp = (float(kern.m0), float(kern.kappa0), 2.0 * kern.a0, 2.0 * kern.b0)
     else:
         nu0 = kern.nu0_for(d)
@@ -158,7 +165,7 @@ def _config(
     return ChainConfig(
         algorithm=algorithm,
         hyp=hyp,
-        diag=bool(diag),
+        fam=int(fam),
         kind=kind,
         labelled=mixings.info(mix).labelled,
         dynamic=mix.type == "mfm" and mix.weights == "dynamic",
@@ -219,19 +226,19 @@ def _kernel_call(
     sweeps = (int(it0), int(n_iter), int(cfg.tune), int(cfg.thin), int(seed))
     if cfg.algorithm == "blocked":
         blocked.blocked_chain(
-            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.kind, hp,
+            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.fam, cfg.kind, hp,
             cfg.kern, hs, st["c0"], *sweeps, cfg.label_moves, out["z"], out["w"], out["mu"],
             out["cov"], out["state"], out["ll"], out["k"], out["c0"],
         )  # fmt: skip
     elif cfg.algorithm == "telescoping":
         telescoping.telescoping_chain(
-            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.diag, cfg.dynamic,
+            x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.fam, cfg.dynamic,
             hp, logpk, cfg.kern, hs, st["c0"], *sweeps, out["z"], out["w"], out["mu"],
             out["cov"], out["state"], out["ll"], out["k"], out["c0"],
         )  # fmt: skip
     else:
         collapsed.collapsed_chain(
-            x, st["z"], st["state"], hyp, cfg.diag, cfg.kind, int(cfg.n_components), hp, logpk,
+            x, st["z"], st["state"], hyp, cfg.fam, cfg.kind, int(cfg.n_components), hp, logpk,
             *sweeps, int(cfg.split_merge), out["z"], out["state"], out["k"],
         )  # fmt: skip
 
@@ -252,7 +259,7 @@ def _collapsed_post(cfg: ChainConfig, x: np.ndarray, out: dict, kc: int, seed: i
     out.update(w=np.zeros((s, kc)), mu=np.zeros((s, kc, d)), cov=np.zeros((s, kc, d, d)))
     out["ll"] = np.zeros(s)
     collapsed.collapsed_params(
-        x, out["z"], out["state"], np.asarray(cfg.hyp, dtype=np.float64), cfg.diag, cfg.kind,
+        x, out["z"], out["state"], np.asarray(cfg.hyp, dtype=np.float64), cfg.fam, cfg.kind,
         int(seed), out["w"], out["mu"], out["cov"], out["ll"],
     )  # fmt: skip
 
@@ -337,12 +344,15 @@ def _run_chain(
 def _prior_draws(
     rng: np.random.Generator, m: int, d: int, cfg: ChainConfig, psi0: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """m draws (mu, Sigma) from the NIW (NIG per feature if diag) prior; ``psi0`` (m,): each
-    draw's own scale (a hierarchical scale), else the spec's."""
+    """m draws (mu, Sigma) from the NIW (NIG per feature if diag, one NIG variance for all
+    features if spherical) prior; ``psi0`` (m,): each draw's own scale (a hierarchical scale),
+    else the spec's."""
     m0, k0, nu0 = cfg.hyp[:3]
     psi0 = cfg.hyp[3] if psi0 is None else np.asarray(psi0, dtype=float)[:, None]
-    if cfg.diag:
-        var = psi0 / rng.chisquare(nu0, size=(m, d))  # IG(nu0/2, psi0/2)
+    if cfg.fam != niw.FULL:
+        one = cfg.fam == niw.SPHERICAL
+        var = psi0 / rng.chisquare(nu0, size=(m, 1 if one else d))  # IG(nu0/2, psi0/2)
+        var = np.broadcast_to(var, (m, d))
         cov = np.zeros((m, d, d))
         idx = np.arange(d)
         cov[:, idx, idx] = var
@@ -368,7 +378,7 @@ def _semi_prior_draws(
     hs = np.asarray(cfg.hs)
     shape, b0, bvar = hs[0], hs[3 : 3 + d], hs[3 + d : 3 + 2 * d]
     mu = b0 + np.sqrt(bvar) * rng.standard_normal((m, d))
-    if cfg.diag:
+    if cfg.fam != niw.FULL:
         idx = np.arange(d)
         cov = np.zeros((m, d, d))
         cov[:, idx, idx] = c0[:, idx, idx] / rng.gamma(shape, 1.0, size=(m, d))
@@ -564,7 +574,9 @@ def sample_gibbs(
         "mixing": mixings.key(spec.mixing),
         "truncation": cfg.n_components if truncated else None,
         "k_max": cfg.n_components if spec.mixing.type == "mfm" else None,
-        "kernel": "nig_diag" if cfg.diag else "niw_full",
+        "kernel": {niw.FULL: "niw_full", niw.DIAG: "nig_diag", niw.SPHERICAL: "nig_spherical"}[
+            cfg.fam
+        ],
         "label_moves": cfg.label_moves
         and cfg.algorithm == "blocked"
         and cfg.kind in (mixings.DP, mixings.PITMAN_YOR),
@@ -594,9 +606,10 @@ def sample_gibbs(
     kernel_params = {}
     if len(cfg.hyp) > 5:  # the conjugate kernel's hierarchical scale (standardised scale)
         psi0 = stack("state")[..., mixings.SCALE_SLOT]
-        kernel_params["b0" if cfg.diag else "psi0"] = 0.5 * psi0 if cfg.diag else psi0
+        nig = cfg.fam != niw.FULL
+        kernel_params["b0" if nig else "psi0"] = 0.5 * psi0 if nig else psi0
     if cfg.kern == semiconj.SEMI_CONJUGATE:
-        info["kernel"] = "semi_conjugate_" + ("diag" if cfg.diag else "full")
+        info["kernel"] = "semi_conjugate_" + ("diag" if cfg.fam != niw.FULL else "full")
         info["kernel_hyper"] = {
             key: list(val) for key, val in semiconj.unpack(np.asarray(cfg.hs), d).items()
         }

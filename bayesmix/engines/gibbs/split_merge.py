@@ -8,7 +8,14 @@ import math
 import numpy as np
 from numba import njit
 
-from bayesmix.kernels.niw import cl_reset, cl_set_from_stats, log_marginal
+from bayesmix.kernels.niw import (
+    DIAG,
+    FULL,
+    SPHERICAL,
+    cl_reset,
+    cl_set_from_stats,
+    log_marginal,
+)
 
 
 @njit(cache=True, nogil=True)
@@ -25,7 +32,7 @@ def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
 
 @njit(cache=True, nogil=True)
 def split_merge(
-    x, z, slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, lwn, rtab, hyp, diag, labelled,
+    x, z, slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, lwn, rtab, hyp, fam, labelled,
     sig, c1,
 ):  # fmt: skip
     """One sequentially-allocated split-merge move (Dahl 2003) for the collapsed sampler.
@@ -69,7 +76,7 @@ def split_merge(
         r = np.random.randint(0, t + 1)
         members[t], members[r] = members[r], members[t]
     for s in range(2):  # temp slot 0 = A (holds i), 1 = B (holds j); start from the prior
-        cl_reset(s, tcnt, tmean, tscl, tcst, tq, tc, hyp, diag)
+        cl_reset(s, tcnt, tmean, tscl, tcst, tq, tc, hyp, fam)
     pr = np.empty(2)
     lq = 0.0
     for t in range(-2, nm):
@@ -79,7 +86,13 @@ def split_merge(
         else:
             k = members[t]
             for s in range(2):  # Student-t log predictive under the partial clusters
-                if diag:
+                if fam == SPHERICAL:
+                    r2 = 0.0
+                    for a in range(d):
+                        r = x[k, a] - tmean[s, a]
+                        r2 += r * r
+                    sk = math.log1p(tq[s, 0] * r2)
+                elif fam == DIAG:
                     sk = 0.0
                     for a in range(d):
                         r = x[k, a] - tmean[s, a]
@@ -106,7 +119,14 @@ def split_merge(
         # add x_k to temp slot s (inlined cl_add; see the docstring)
         kap = k0 + tcnt[s]
         f = kap / (kap + 1.0)
-        if diag:
+        if fam == SPHERICAL:
+            r2 = 0.0
+            for a in range(d):
+                r = x[k, a] - tmean[s, a]
+                r2 += r * r
+                tmean[s, a] += r / (kap + 1.0)
+            tscl[s, 0, 0] += f * r2
+        elif fam == DIAG:
             for a in range(d):
                 r = x[k, a] - tmean[s, a]
                 tscl[s, a, a] += f * r * r
@@ -130,7 +150,10 @@ def split_merge(
         nk = tcnt[s]
         kap = k0 + nk
         sl = 0.0
-        if diag:
+        if fam == SPHERICAL:
+            tq[s, 0] = kap / ((kap + 1.0) * tscl[s, 0, 0])
+            tcst[s] = tc[nk] - 0.5 * d * math.log(tscl[s, 0, 0])
+        elif fam == DIAG:
             for a in range(d):
                 sl += math.log(tscl[s, a, a])
                 tq[s, a] = kap / ((kap + 1.0) * tscl[s, a, a])
@@ -163,13 +186,13 @@ def split_merge(
         s = 0 if t == -2 else (1 if t == -1 else side[t])
         for a in range(d):
             for b in range(d):
-                if diag and a != b:
+                if fam != FULL and a != b:
                     continue
                 sc3[s, a, b] += (x[k, a] - xb3[s, a]) * (x[k, b] - xb3[s, b])
                 sc3[2, a, b] += (x[k, a] - xb3[2, a]) * (x[k, b] - xb3[2, b])
-    lma = log_marginal(na, xb3[0], sc3[0], hyp, diag, psi, wl)
-    lmb = log_marginal(nb, xb3[1], sc3[1], hyp, diag, psi, wl)
-    lmm = log_marginal(na + nb, xb3[2], sc3[2], hyp, diag, psi, wl)
+    lma = log_marginal(na, xb3[0], sc3[0], hyp, fam, psi, wl)
+    lmb = log_marginal(nb, xb3[1], sc3[1], hyp, fam, psi, wl)
+    lmm = log_marginal(na + nb, xb3[2], sc3[2], hyp, fam, psi, wl)
     rr = 0.0 if labelled else rtab[nact if split else nact - 1]
     lpr = rr + math.lgamma(na - sig) + math.lgamma(nb - sig) - math.lgamma(na + nb - sig) - c1
     lpr += lma + lmb - lmm  # log pi(split) - log pi(merged)
@@ -202,7 +225,7 @@ def split_merge(
         z[j] = ci
         for t in range(nm):
             z[members[t]] = ci
-        cl_set_from_stats(ci, na + nb, xb3[2], sc3[2], cnt, mean, scl, cst, q, tc, hyp, diag, psi)
+        cl_set_from_stats(ci, na + nb, xb3[2], sc3[2], cnt, mean, scl, cst, q, tc, hyp, fam, psi)
         lw[ci] = cst[ci] + lwn[cnt[ci]]
         cnt[cj] = 0
         p = pos[cj]

@@ -62,12 +62,10 @@ def _front_occupied(z, cnt, kk, mu, lc, perm):
 
 
 @njit(cache=True, nogil=True)
-def _weights_and_params(
-    x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, start
-):
+def _weights_and_params(x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, fam, ws, start):
     """w | z, K and theta | z over the first kk components (slots >= kk: weight 0)."""
     cnt, xbar, scat, psi, wa, wb, wc, wl = ws
-    cluster_stats(x, z, kk, cnt, xbar, scat, diag)
+    cluster_stats(x, z, kk, cnt, xbar, scat, fam)
     g = mfm.gamma_of(state[0], kk, dynamic)
     for k in range(logw.shape[0]):
         logw[k] = log_gamma_rv(g + cnt[k]) if k < kk else NEG_INF
@@ -75,12 +73,12 @@ def _weights_and_params(
     for k in range(kk):
         logw[k] -= lse
     wk = (psi, wa, wb, wc, wl)
-    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, diag, mu, lc, wk, start)
+    draw_kernel_params(kern, kk, cnt, xbar, scat, hyp, hs, c0m, fam, mu, lc, wk, start)
 
 
 @njit(cache=True, nogil=True)
 def telescoping_chain(
-    x, z, logw, mu, lc, state, hyp, diag, dynamic, hp, logpk, kern, hs, c0m, it0, n_iter, tune,
+    x, z, logw, mu, lc, state, hyp, fam, dynamic, hp, logpk, kern, hs, c0m, it0, n_iter, tune,
     thin, seed, out_z, out_w, out_mu, out_cov, out_state, out_ll, out_k, out_c0,
 ):  # fmt: skip
     """Run sweeps it0 .. it0+n_iter-1 of the telescoping sampler (module docstring), mutating
@@ -108,13 +106,13 @@ def telescoping_chain(
     if it0 == 0:
         init_by_centres(x, min(kk, 10), z)
         _weights_and_params(
-            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, True
+            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, fam, ws, True
         )
     pending = -1
     for it in range(it0, it0 + n_iter):
         # 1. z | w, theta over the K components
-        mixture_prepare(logw[:kk], lc[:kk], diag, c, li)
-        ll = mixture_pass(x, mu, li, c, kk, diag, z, True)
+        mixture_prepare(logw[:kk], lc[:kk], fam, c, li)
+        ll = mixture_pass(x, mu, li, c, kk, fam, z, True)
         if pending >= 0:
             out_ll[pending] = ll
             pending = -1
@@ -135,7 +133,7 @@ def telescoping_chain(
             mfm.telescoping_update(state, hp, it, tune, kk, dynamic, cnt, kp, n)
         # 5.-6. w, theta | z, K
         _weights_and_params(
-            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, diag, ws, False
+            x, z, kk, logw, mu, lc, state, dynamic, kern, hyp, hs, c0m, fam, ws, False
         )
         if it >= tune and (it - tune + 1) % thin == 0:
             s = (it - tune) // thin
@@ -144,4 +142,4 @@ def telescoping_chain(
             out_c0[s] = c0m
             pending = s
     if pending >= 0:
-        out_ll[pending] = mixture_loglik(x, logw[:kk], mu[:kk], lc[:kk], diag)
+        out_ll[pending] = mixture_loglik(x, logw[:kk], mu[:kk], lc[:kk], fam)
