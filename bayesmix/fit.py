@@ -144,7 +144,9 @@ def run_engine(
     if engine.is_gibbs:
         from bayesmix.engines.gibbs import sample_gibbs
 
-        algorithm = "blocked" if engine is Engine.GIBBS else "collapsed"
+        algorithm = {Engine.GIBBS: "blocked", Engine.SUBCLUSTER: "subcluster"}.get(
+            engine, "collapsed"
+        )
         return sample_gibbs(spec, x, algorithm=algorithm, thin=thin, **common)
     raise InputError(f"unknown engine '{engine}' (choose {', '.join(ENGINE_CHOICES)})")
 

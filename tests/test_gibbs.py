@@ -242,7 +242,7 @@ def exact_kplus(x_key, hyp, diag, finite, kk, conc, prior):
         (ENUM_X2, "diag", "finite", 4, 0.5, None),
     ],
 )
-@pytest.mark.parametrize("algorithm", ["collapsed", "blocked"])
+@pytest.mark.parametrize("algorithm", ["collapsed", "blocked", "subcluster"])
 def test_exact_posterior_by_enumeration(x, cov, mtype, k, conc, prior, algorithm):
     d = x.shape[1]
     diag = d == 1 or cov == "diag"

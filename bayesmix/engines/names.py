@@ -16,6 +16,7 @@ class Engine(StrEnum):
     NUTS = "nuts"
     GIBBS = "gibbs"  # blocked Gibbs (Ishwaran & James 2001)
     COLLAPSED = "collapsed"  # collapsed Gibbs with split-merge (Neal 2000, alg. 3; Dahl 2003)
+    SUBCLUSTER = "subcluster"  # parallel restricted Gibbs + split-merge (Chang & Fisher 2013)
 
     @classmethod
     def parse(cls, name: str | Engine) -> Engine:
@@ -33,7 +34,7 @@ class Engine(StrEnum):
 
     @property
     def is_gibbs(self) -> bool:
-        return self in (Engine.GIBBS, Engine.COLLAPSED)
+        return self in (Engine.GIBBS, Engine.COLLAPSED, Engine.SUBCLUSTER)
 
     def truncates_dp(self) -> bool:
         """Whether this engine samples a DP through a finite truncation."""
@@ -43,9 +44,11 @@ class Engine(StrEnum):
         """Human name: 'NUTS (nutpie)', 'blocked Gibbs', 'collapsed Gibbs'."""
         if self is Engine.NUTS:
             return f"NUTS ({sampler})" if sampler else "NUTS"
-        return {Engine.GIBBS: "blocked Gibbs", Engine.COLLAPSED: "collapsed Gibbs"}.get(
-            self, self.value
-        )
+        return {
+            Engine.GIBBS: "blocked Gibbs",
+            Engine.COLLAPSED: "collapsed Gibbs",
+            Engine.SUBCLUSTER: "sub-cluster Gibbs (parallel restricted sweeps + split-merge)",
+        }.get(self, self.value)
 
 
 ENGINE_CHOICES: tuple[str, ...] = tuple(e.value for e in Engine)

@@ -45,10 +45,10 @@ class MixingInfo:
 MIXING_TYPES = ("dp", "finite", "pitman_yor", "mfm")
 
 MIXINGS: dict[str, MixingInfo] = {
-    "dp": MixingInfo(DP, False, ("collapsed", "blocked"), True),
-    "finite": MixingInfo(FINITE, True, ("collapsed", "blocked"), True),
-    "pitman_yor": MixingInfo(PITMAN_YOR, False, ("collapsed", "blocked"), True),
-    "mfm_static": MixingInfo(MFM, False, ("collapsed", "telescoping"), False),
+    "dp": MixingInfo(DP, False, ("collapsed", "blocked", "subcluster"), True),
+    "finite": MixingInfo(FINITE, True, ("collapsed", "blocked", "subcluster"), True),
+    "pitman_yor": MixingInfo(PITMAN_YOR, False, ("collapsed", "blocked", "subcluster"), True),
+    "mfm_static": MixingInfo(MFM, False, ("collapsed", "telescoping", "subcluster"), False),
     "mfm_dynamic": MixingInfo(MFM_DYNAMIC, False, ("collapsed", "telescoping"), False),
 }
 
@@ -177,7 +177,7 @@ def check_algorithm(mixing: MixingSpec, algorithm: str) -> str:
     wanted = "telescoping" if (algorithm == "blocked" and mixing.type == "mfm") else algorithm
     if wanted not in inf.algorithms:
         options = " or ".join(
-            f"--engine {'gibbs' if a != 'collapsed' else a}" for a in inf.algorithms
+            f"--engine {a if a in ('collapsed', 'subcluster') else 'gibbs'}" for a in inf.algorithms
         )
         raise InputError(
             f"mixing '{key(mixing)}' cannot be sampled by the {algorithm} algorithm; use {options}"

@@ -496,8 +496,9 @@ def _is_nuts(engine: str) -> bool:
 def _truncation_row(summary: dict) -> dict:
     trunc = summary.get("truncation")
     if not trunc:
-        untruncated = str(summary.get("engine", "")) == Engine.COLLAPSED
-        why = "untruncated (collapsed engine)" if untruncated else "not a truncated DP"
+        eng = str(summary.get("engine", ""))
+        untruncated = eng in (Engine.COLLAPSED, Engine.SUBCLUSTER)
+        why = f"untruncated ({eng} engine)" if untruncated else "not a truncated DP"
         return _row("DP truncation leftover mass", "n/a", "grey", why)
     q99 = float(trunc.get("leftover_mass_q99", 0.0))
     status = _light(q99, LEFTOVER_GREEN, LEFTOVER_AMBER)

@@ -10,6 +10,9 @@ Two algorithms share the numba kernels of this package and of ``bayesmix.kernels
                 *untruncated*.  Each sweep adds a split-merge move (Dahl 2003).  (w, mu, Sigma)
                 are drawn per saved draw from their conditional posteriors so the output has
                 the same shape as the blocked sampler.
+* ``subcluster`` for large N: Chang & Fisher's (2013) restricted Gibbs sweep, parallel over
+                points (numba ``prange``), with the same split-merge moves
+                (``subcluster.py``); DP, Pitman-Yor, finite and static MFM mixings.
 
 Chains run in threads: the numba kernels are compiled ``nogil=True``, so the threads run in
 parallel with no process start-up, no pickling and no ``if __name__ == "__main__"`` guard (a
@@ -30,17 +33,20 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from bayesmix import mixings
 from bayesmix.engines.base import Draws
-from bayesmix.engines.gibbs import blocked, collapsed, telescoping
+from bayesmix.engines.gibbs import blocked, collapsed, subcluster, telescoping
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
 from bayesmix.kernels import niw, semiconj
 from bayesmix.spec import ModelSpec
 
-ALGORITHMS = ("blocked", "collapsed")
+ALGORITHMS = ("blocked", "collapsed", "subcluster")
+SM_ALGORITHMS = ("collapsed", "subcluster")  # the samplers with split-merge moves
+SUBCLUSTER_CAP = 64  # most clusters the sub-cluster sampler holds (unlabelled mixings)
 _N_CHUNKS = 10  # kernel calls per chain: progress every 10% and a Ctrl-C point
 _PROGRESS_EVERY_S = 3.0  # seconds between progress lines of one chain
 _IN_PROCESS_WORK = 4e6  # N * max(1, D^2/2) * sweeps * chains below which processes are not used
@@ -68,6 +74,7 @@ class ChainConfig:
     split_merge: int = 1  # collapsed only: split-merge moves per sweep
     kern: int = semiconj.CONJUGATE  # the kernel's code (bayesmix.kernels.semiconj)
     hs: tuple[float, ...] = (0.0, 0.0, 0.0)  # semi-conjugate hyperparameters (semiconj.layout)
+    threads: int = 1  # subcluster only: numba threads of the chain's parallel sweep
 
 
 def semi_hyper(spec: ModelSpec, x: np.ndarray) -> tuple[float, ...]:
@@ -116,7 +123,7 @@ def _config(
             "the collapsed, blocked and telescoping Gibbs engines or NUTS); with prior = "
             "'semi_conjugate' use covariance = 'diag' or 'full'"
         )
-    if semi and algorithm == "collapsed":
+    if semi and algorithm in ("collapsed", "subcluster"):
         raise InputError(
             "the collapsed engine integrates the component parameters out and needs "
             "kernel.prior = 'conjugate'; this spec uses 'semi_conjugate' (mean independent of "
@@ -187,6 +194,24 @@ def _config(
 # --------------------------------------------------------------------------
 
 
+def subcluster_cap(cfg: ChainConfig, n: int) -> int:
+    """Component slots of the sub-cluster sampler: K (finite), K_max (MFM), else
+    SUBCLUSTER_CAP atoms of the DP or Pitman-Yor measure that a sweep may use (occupied
+    clusters and the new atoms of its slices; sweeps that would need more are counted in
+    ``info["slice_capacity_hits"]``)."""
+    if cfg.labelled or cfg.kind == mixings.MFM:
+        return cfg.n_components
+    return SUBCLUSTER_CAP
+
+
+def _slots(cfg: ChainConfig, n: int) -> int:
+    """Component slots of a chain's (w, mu, Sigma): the sub-cluster sampler's capacity plus the
+    rest mass (unlabelled), else K, T or K_max."""
+    if cfg.algorithm == "subcluster" and not cfg.labelled:
+        return subcluster_cap(cfg, n) + 1  # and the rest mass
+    return cfg.n_components
+
+
 def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray]:
     out = {
         "z": np.zeros((draws, n), np.int32),
@@ -194,7 +219,7 @@ def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray
         "k": np.zeros(draws, np.int64),
     }
     if cfg.algorithm != "collapsed":
-        t = cfg.n_components
+        t = _slots(cfg, n)
         out.update(
             w=np.zeros((draws, t)),
             mu=np.zeros((draws, t, d)),
@@ -208,7 +233,7 @@ def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray
 def _init_state(cfg: ChainConfig, n: int, d: int, state0: np.ndarray) -> dict[str, np.ndarray]:
     st = {"z": np.zeros(n, np.int64), "state": np.array(state0, dtype=np.float64)}
     if cfg.algorithm != "collapsed":
-        t = cfg.n_components
+        t = _slots(cfg, n)
         st.update(logw=np.zeros(t), mu=np.zeros((t, d)), l=np.zeros((t, d, d)))
         hs = np.asarray(cfg.hs)
         st["c0"] = semiconj.initial_scale(hs, d) if cfg.kern else np.zeros((d, d))
@@ -229,6 +254,14 @@ def _kernel_call(
             x, st["z"], st["logw"], st["mu"], st["l"], st["state"], hyp, cfg.fam, cfg.kind, hp,
             cfg.kern, hs, st["c0"], *sweeps, cfg.label_moves, out["z"], out["w"], out["mu"],
             out["cov"], out["state"], out["ll"], out["k"], out["c0"],
+        )  # fmt: skip
+    elif cfg.algorithm == "subcluster":
+        n = x.shape[0]
+        kk_lab = cfg.n_components if cfg.labelled else 0
+        subcluster.subcluster_chain(
+            x, st["z"], st["state"], hyp, cfg.fam, cfg.kind,
+            kk_lab, subcluster_cap(cfg, n), hp, logpk, *sweeps, int(cfg.split_merge), out["z"],
+            out["w"], out["mu"], out["cov"], out["state"], out["ll"], out["k"],
         )  # fmt: skip
     elif cfg.algorithm == "telescoping":
         telescoping.telescoping_chain(
@@ -297,6 +330,8 @@ def _run_chain(
     ``stop`` (thread runs) is checked between chunks of sweeps: set, the chain ends early.
     """
     n, d = x.shape
+    if cfg.algorithm == "subcluster":  # thread-local in numba: this chain's parallel sweep
+        numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     load_s = _warmup(cfg, d) if warm else 0.0
     st = _init_state(cfg, n, d, state0)
     out = _alloc(cfg, n, d, cfg.draws)
@@ -464,6 +499,10 @@ def _run_pool(
     return results
 
 
+def _n_cpus() -> int | None:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def _default_start_method() -> str:
     methods = mp.get_all_start_methods()
     return "forkserver" if "forkserver" in methods else "spawn"
@@ -536,13 +575,16 @@ def sample_gibbs(
     if executor not in EXECUTORS:
         raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if cores is None:
-        ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ncpu = _n_cpus()
         # small jobs finish in-process faster than worker processes start (~1-2 s)
         small = n * max(1.0, d * d / 2.0) * total * chains < _IN_PROCESS_WORK
         workers = 1 if small and executor == "processes" else min(chains, ncpu or 1)
     else:
         workers = min(chains, max(1, int(cores)))
     method = "threads" if executor == "threads" else (start_method or _default_start_method())
+    if cfg.algorithm == "subcluster":  # the cores left to each concurrent chain's sweep
+        ncores = int(cores) if cores is not None else (_n_cpus() or 1)
+        cfg = dataclasses.replace(cfg, threads=max(1, ncores // max(1, workers)))
     t0 = time.perf_counter()
     if workers <= 1:
         method = "in-process"
@@ -555,6 +597,17 @@ def sample_gibbs(
         k_out = max(r["w"].shape[1] for r in results)
         for r, rng in zip(results, rngs, strict=True):
             _pad(r, k_out, rng, cfg)
+    elif cfg.algorithm == "subcluster" and not cfg.labelled:
+        # the slots of the largest K (MFM) or K+ and its rest mass (DP, Pitman-Yor) drawn;
+        # prior parameters for the slots without weight
+        if cfg.kind == mixings.MFM:
+            k_out = max(int(r["state"][:, mixings.K_SLOT].max()) for r in results)
+        else:
+            k_out = max(int(r["k"].max()) for r in results) + 1
+        for r, rng in zip(results, rngs, strict=True):
+            for key in ("w", "mu", "cov"):
+                r[key] = np.ascontiguousarray(r[key][:, :k_out])
+            _fill_empty_slots(r, rng, cfg)
     elif cfg.algorithm == "telescoping":
         # keep the slots up to the largest K drawn (K_max can be hundreds), then give the
         # empty ones prior parameters
@@ -580,7 +633,7 @@ def sample_gibbs(
         "label_moves": cfg.label_moves
         and cfg.algorithm == "blocked"
         and cfg.kind in (mixings.DP, mixings.PITMAN_YOR),
-        "split_merge_per_sweep": cfg.split_merge if cfg.algorithm == "collapsed" else 0,
+        "split_merge_per_sweep": cfg.split_merge if cfg.algorithm in SM_ALGORITHMS else 0,
         "concentration_name": spec.mixing.concentration_name,
         "concentration_fixed": spec.mixing.concentration is not None,
         "seed": seed,
@@ -595,7 +648,10 @@ def sample_gibbs(
         "worker_load_s": [r["load_s"] for r in results],
         "sweeps_per_s": [total / r["sweep_s"] if r["sweep_s"] > 0 else math.nan for r in results],
     }
-    if cfg.algorithm == "collapsed" and cfg.split_merge > 0:
+    if cfg.algorithm == "subcluster":
+        info["threads_per_chain"] = cfg.threads
+        info["capacity"] = None if cfg.labelled else subcluster_cap(cfg, n)
+    if cfg.algorithm in SM_ALGORITHMS and cfg.split_merge > 0:
         moves = cfg.draws * cfg.thin * cfg.split_merge
         info["split_merge_accept_rate"] = [r["sm_accept"] / moves for r in results]
     if spec.mixing.concentration is None and cfg.kind != mixings.DP:  # updated by MH
@@ -622,7 +678,9 @@ def sample_gibbs(
         cov=stack("cov"),
         concentration=params.get(primary),
         params=params,
-        engine=Engine.GIBBS if algorithm == "blocked" else Engine.COLLAPSED,
+        engine={"blocked": Engine.GIBBS, "collapsed": Engine.COLLAPSED}.get(
+            algorithm, Engine.SUBCLUSTER
+        ),
         z=stack("z"),
         kernel_params=kernel_params,
         sample_stats=sample_stats,

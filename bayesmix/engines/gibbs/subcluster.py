@@ -1,0 +1,605 @@
+"""Parallel restricted Gibbs for large N (Chang & Fisher 2013), with exact split-merge moves.
+
+One sweep, with t occupied clusters (labels 0..t-1; the finite mixture keeps its K labelled
+slots):
+
+1. the mixing's hyperparameters | partition (``registry.collapsed_update``, weights integrated
+   out); a static MFM then draws K | K+ (``mfm.draw_k_given_kplus``);
+2. weights and component parameters | z: the weights of the occupied atoms of a Gibbs-type
+   prior, (pi_1, ..., pi_t, pi_rest) ~ Dir(n_1 - sigma, ..., n_t - sigma, rest) with rest =
+   alpha (DP), theta + t sigma (Pitman-Yor) or (K - t) gamma (static MFM given K); finite:
+   pi ~ Dir(gamma + n) over the K slots.  theta_k | x_k from the NIW/NIG conditional
+   posterior (``niw.draw_params_all``; empty slots from the prior);
+3. z | pi, theta in parallel over a fixed layout of chunks of points, restricted to the t
+   occupied clusters (Chang & Fisher's restricted Gibbs sweep: the exact Gibbs step of z given
+   the occupied atoms of the random measure; the finite mixture over its K slots);
+4. ``n_sm`` sequentially-allocated split-merge moves (Dahl 2003; ``split_merge.split_merge``,
+   the collapsed sampler's move) whose target is the collapsed posterior p(z | x): they
+   create and remove clusters, which the restricted sweep cannot.
+
+Why not Chang & Fisher's sub-cluster proposals.  Their two persistent sub-clusters per cluster
+are auxiliary variables whose joint law with the clusters is not normalised once points move
+between clusters (the normalising constant of a cluster's sub-cluster posterior depends on its
+members, and the restricted sweep ignores it); the reference implementation
+(DPMMSubClusters.jl, ``should_merge!``) adds a burn-out period and accepts merges by a fixed
+threshold.  So their chain is not a Metropolis-Hastings chain for the posterior, and the
+enumeration tests this package holds every engine to would be expected to fail.  The exact
+alternative tried first, two-component sub-mixtures launched afresh for each proposal from the
+merged set alone (Jain & Neal 2004, 2007, uncollapsed so that the passes run in parallel),
+gives splits of well-separated groups (log q of the proposed split about -5) but almost no
+merges: the reverse proposal must regenerate the current labelling point by point, so log q
+carries its entropy (-116 nats for a 2 x 150-point over-split of one Gaussian, against a
+prior-times-likelihood ratio of +83 for the merge; 0 merges accepted in 200 sweeps of a
+3-cluster, N = 900 data set started from 10 clusters).  The sequential allocation of Dahl's
+move scores the current labelling by its sequential predictive probabilities, in which that
+entropy cancels against the target; its cost is one sequential pass over the two clusters
+involved, which the parallel sweep amortises (see ``benchmarks/large_n.py``).
+
+Unlabelled mixings hold at most ``cap`` clusters (the sampler targets the posterior restricted
+to K+ <= cap; a split beyond it is not proposed; ``cap`` is N for small N, which is exact).
+
+Reproducibility: the per-point random numbers of the sweep are counter-based uniforms
+(SplitMix64 of a per-sweep key and the point's index) and the per-chunk sufficient statistics
+are reduced in chunk order over a chunk layout fixed by N alone, so the draws do not depend on
+the number of threads.  Per-sweep scalars (weights, parameters, keys, the split-merge moves)
+come from numba's sequential generator of the calling thread.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from bayesmix.engines.gibbs.blocked import store_params
+from bayesmix.engines.gibbs.split_merge import split_merge
+from bayesmix.kernels.niw import (
+    FULL,
+    draw_params_all,
+    mixture_prepare,
+    predictive_tables,
+)
+from bayesmix.mixings import mfm, registry
+from bayesmix.numerics.rng import log_gamma_rv
+
+NEG_INF = -np.inf
+CAP_HITS = registry.K_SLOT  # DP / Pitman-Yor: sweeps whose sticks ran out of slots (K_SLOT
+# carries K only for an MFM)
+NCH = 64  # at most this many chunks of points: the reduction order, fixed by N alone
+MIN_CHUNK = 256  # points per chunk at least
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+
+
+# --------------------------------------------------------------------------
+# Counter-based uniforms (SplitMix64; Steele, Lea & Flood 2014)
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unif(key, i):
+    """U(0, 1) from (key, i): the SplitMix64 finaliser of key + (i + 1) * golden; 53 bits."""
+    v = key + np.uint64(i + 1) * _GOLDEN
+    v = (v ^ (v >> _S30)) * _M1
+    v = (v ^ (v >> _S27)) * _M2
+    v = v ^ (v >> _S31)
+    return float(v >> _S11) * _TO_UNIT
+
+
+@njit(cache=True, nogil=True)
+def new_key():
+    """A fresh 64-bit pass key from numba's sequential generator."""
+    hi = np.uint64(np.random.randint(0, 2147483647))
+    lo = np.uint64(np.random.randint(0, 2147483647))
+    return (hi << np.uint64(33)) ^ (lo << np.uint64(2)) ^ np.uint64(np.random.randint(0, 4))
+
+
+@njit(cache=True, nogil=True)
+def n_chunks(m):
+    """Chunks of a pass over m points: min(NCH, m // MIN_CHUNK), at least 1 (depends on m only)."""
+    return max(1, min(NCH, m // MIN_CHUNK))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _quad(x, i, mu, li, k, d, fam):
+    """|L_k^{-1} (x_i - mu_k)|^2 (li lower triangular; diagonal unless FULL)."""
+    q = 0.0
+    if fam != FULL:
+        for a in range(d):
+            y = (x[i, a] - mu[k, a]) * li[k, a, a]
+            q += y * y
+        return q
+    for a in range(d):
+        y = 0.0
+        for b in range(a + 1):
+            y += li[k, a, b] * (x[i, b] - mu[k, b])
+        q += y * y
+    return q
+
+
+# --------------------------------------------------------------------------
+# Parallel passes
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _slice_min_chunk(z, logw, key, lo, hi):
+    m = np.inf
+    for i in range(lo, hi):
+        m = min(m, math.log(_unif(key, i)) + logw[z[i]])
+    return m
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def slice_min(z, logw, key, nch):
+    """min_i log u_i with u_i = v_i pi_{z_i}, v_i the counter-based uniform of (key, i): the
+    smallest slice (Walker 2007), reduced over chunks."""
+    n = z.shape[0]
+    mins = np.empty(nch)
+    for ch in prange(nch):
+        mins[ch] = _slice_min_chunk(z, logw, key, ch * n // nch, (ch + 1) * n // nch)
+    return mins.min()
+
+
+@njit(cache=True, nogil=True)
+def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, lo, hi, ch, ccnt, csx,
+             csxx):  # fmt: skip
+    """The z step for points lo..hi-1 (``z_pass``); returns their log-likelihood sum.  One exp
+    per point and slot: within the slice the weights N(x_i | theta_k) are e_ik / w_k, with
+    e_ik = w_k N(x_i | theta_k) / max_l (...)."""
+    d = x.shape[1]
+    key2 = key + np.uint64(1)
+    lv = np.empty(n_lik)
+    e = np.empty(n_lik)
+    pr = np.empty(n_dest)
+    invw = np.empty(n_dest)
+    for k in range(n_dest):
+        invw[k] = math.exp(-logw[k]) if use_slice else 1.0
+        ccnt[ch, k] = 0
+        for a in range(d):
+            csx[ch, k, a] = 0.0
+            for b in range(d):
+                csxx[ch, k, a, b] = 0.0
+    ll = 0.0
+    for i in range(lo, hi):
+        mx = NEG_INF
+        for k in range(n_lik):
+            v = NEG_INF
+            if c[k] > NEG_INF:
+                v = c[k] - 0.5 * _quad(x, i, mu, li, k, d, fam)
+            lv[k] = v
+            if v > mx:
+                mx = v
+        tot = 0.0
+        for k in range(n_lik):
+            dl = lv[k] - mx
+            ek = math.exp(dl) if dl > -60.0 else 0.0
+            e[k] = ek
+            tot += ek
+        ll += mx + math.log(tot)
+        # the categorical over the destinations: w_k N (or N within the slice)
+        lu = math.log(_unif(key, i)) + logw[z[i]] if use_slice else NEG_INF
+        ptot = 0.0
+        for k in range(n_dest):
+            p = 0.0
+            if logw[k] > lu:
+                p = e[k] * invw[k]
+            pr[k] = p
+            ptot += p
+        if not ptot > 0.0:  # every candidate underflowed: normalise in log space
+            pm = NEG_INF
+            for k in range(n_dest):
+                if logw[k] > lu:
+                    pm = max(pm, lv[k] - (logw[k] if use_slice else 0.0))
+            for k in range(n_dest):
+                p = 0.0
+                if logw[k] > lu:
+                    p = math.exp(lv[k] - (logw[k] if use_slice else 0.0) - pm)
+                pr[k] = p
+                ptot += p
+        u = _unif(key2, i) * ptot
+        t = 0
+        acc = pr[0]
+        while t < n_dest - 1 and u >= acc:
+            t += 1
+            acc += pr[t]
+        while pr[t] == 0.0:  # rounding at the top end: back off to a positive entry
+            t -= 1
+        z[i] = t
+        ccnt[ch, t] += 1
+        for a in range(d):
+            csx[ch, t, a] += x[i, a]
+            for b in range(a + 1):
+                csxx[ch, t, a, b] += x[i, a] * x[i, b]
+    return ll
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, nch, ccnt, csx, csxx, cll):
+    """z_i | pi, theta over the first n_dest slots, in parallel over nch chunks of points.
+
+    c_k = log w_k + log N normalising constant (``niw.mixture_prepare``).  Without slices,
+    P(z_i = k) ∝ w_k N(x_i | theta_k).  With slices (DP, Pitman-Yor; Kalli, Griffin & Walker
+    2011), u_i = v_i pi_{z_i} with v_i the counter-based uniform of (key, i) (as in
+    ``slice_min``) and P(z_i = k) ∝ N(x_i | theta_k) 1[w_k > u_i].  cll[ch] = the chunk's
+    sum_i log sum_{k < n_lik} w_k N(x_i | theta_k) (slots n_dest.. counted, not chosen).
+    Per-chunk counts, sums and lower triangles of sum x x^T of the new allocations; a second
+    uniform stream (key + 1) draws the categories."""
+    n = x.shape[0]
+    for ch in prange(nch):
+        cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key,
+                           ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx)  # fmt: skip
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def relabel_pass(z, remap):
+    """z_i <- remap[z_i] (compaction of the labels), in parallel."""
+    n = z.shape[0]
+    for i in prange(n):
+        z[i] = remap[z[i]]
+
+
+# --------------------------------------------------------------------------
+# Sufficient statistics
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def reduce_chunks(nch, kk, ccnt, csx, csxx, cnt, sx, sxx):
+    """cnt, sx, sxx[:kk] <- the chunk sums in chunk order (sxx made symmetric)."""
+    d = sx.shape[1]
+    for k in range(kk):
+        cnt[k] = 0
+        for a in range(d):
+            sx[k, a] = 0.0
+            for b in range(d):
+                sxx[k, a, b] = 0.0
+    for ch in range(nch):
+        for k in range(kk):
+            cnt[k] += ccnt[ch, k]
+            for a in range(d):
+                sx[k, a] += csx[ch, k, a]
+                for b in range(a + 1):
+                    sxx[k, a, b] += csxx[ch, k, a, b]
+    for k in range(kk):
+        for a in range(d):
+            for b in range(a):
+                sxx[k, b, a] = sxx[k, a, b]
+
+
+@njit(cache=True, nogil=True)
+def stats_from_z(x, z, kk, cnt, sx, sxx):
+    """Counts, sums and sum x x^T of labels 0..kk-1 (one sequential pass)."""
+    n, d = x.shape
+    cnt[:kk] = 0
+    sx[:kk] = 0.0
+    sxx[:kk] = 0.0
+    for i in range(n):
+        k = z[i]
+        cnt[k] += 1
+        for a in range(d):
+            sx[k, a] += x[i, a]
+            for b in range(d):
+                sxx[k, a, b] += x[i, a] * x[i, b]
+
+
+@njit(cache=True, nogil=True)
+def moments(n, sx, sxx, xbar, scat):
+    """xbar = sx / n, scatter = sxx - n xbar xbar^T (diagonal clipped at 0) of one cluster."""
+    d = sx.shape[0]
+    for a in range(d):
+        xbar[a] = sx[a] / n if n > 0 else 0.0
+    for a in range(d):
+        for b in range(d):
+            scat[a, b] = sxx[a, b] - n * xbar[a] * xbar[b] if n > 0 else 0.0
+        if scat[a, a] < 0.0:
+            scat[a, a] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def draw_components(kk, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk):
+    """theta_k | x_k for k < kk (empty slots from the prior), then the log-density constants
+    c_k = log w_k - log|L_k| - D/2 log 2 pi and li = L^{-1} (``niw.mixture_prepare``)."""
+    for k in range(kk):
+        moments(cnt[k], sx[k], sxx[k], xbar[k], scat[k])
+    psi, wa, wb, wcc, wl = wk
+    draw_params_all(kk, cnt, xbar, scat, hyp, fam, mu, lc, psi, wa, wb, wcc, wl)
+    mixture_prepare(logw[:kk], lc[:kk], fam, c[:kk], li[:kk])
+
+
+# --------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def compact(z, t_slots, cnt, sx, sxx, remap):
+    """Relabel the occupied clusters 0..t-1 in label order (parallel pass over z only when a
+    label is freed); returns t."""
+    t = 0
+    moved = False
+    for k in range(t_slots):
+        if cnt[k] > 0:
+            remap[k] = t
+            if t != k:
+                moved = True
+                cnt[t] = cnt[k]
+                sx[t] = sx[k]
+                sxx[t] = sxx[k]
+            t += 1
+    for k in range(t, t_slots):
+        cnt[k] = 0
+    if moved:
+        relabel_pass(z, remap)
+    return t
+
+
+@njit(cache=True, nogil=True)
+def _normalise(logw, m):
+    """logw[:m] -= logsumexp(logw[:m]); logw[m:] = -inf."""
+    mx = NEG_INF
+    for k in range(m):
+        mx = max(mx, logw[k])
+    s = 0.0
+    for k in range(m):
+        s += math.exp(logw[k] - mx)
+    lse = mx + math.log(s)
+    for k in range(m):
+        logw[k] -= lse
+    for k in range(m, logw.shape[0]):
+        logw[k] = NEG_INF
+
+
+@njit(cache=True, nogil=True)
+def weights_given_z(kind, state, kk_lab, t, cnt, logw, z, key, nch):
+    """Weights | z (module docstring, step 2); returns (n_dest, n_lik, slice, capped).
+
+    Finite: Dir(gamma + n) over its K slots.  Static MFM given K: the t occupied clusters
+    and K - t empty slots, Dir(gamma + n_1, ..., gamma + n_t, gamma, ..., gamma).  DP and
+    Pitman-Yor: (pi_1..pi_t, R) ~ Dir(n_k - sigma, theta + t sigma), and the rest measure R G',
+    G' ~ PY(sigma, theta + t sigma), is broken into sticks v_j ~ Beta(1 - sigma, theta +
+    t sigma + j sigma) until the mass left is below the smallest slice (``slice_min``), so
+    that no atom left out can be chosen; that mass sits in one last slot (not a destination;
+    ``capped`` if the slots ran out first: a truncation, counted by the caller)."""
+    slots = logw.shape[0]
+    if kk_lab > 0 or kind == registry.MFM:
+        kk = kk_lab if kk_lab > 0 else int(state[registry.K_SLOT])
+        for k in range(kk):
+            logw[k] = log_gamma_rv(state[0] + cnt[k])
+        _normalise(logw, kk)
+        return kk, kk, False, False
+    sig = registry.sigma_of(kind, state)
+    for k in range(t):
+        logw[k] = log_gamma_rv(cnt[k] - sig)
+    strength = state[0] + t * sig
+    logw[t] = log_gamma_rv(strength)
+    _normalise(logw, t + 1)
+    lmin = slice_min(z, logw, key, nch)
+    rest = logw[t]
+    j = t
+    while rest > lmin and j < slots - 1:
+        ga = log_gamma_rv(1.0 - sig)
+        gb = log_gamma_rv(strength + (j - t + 1) * sig)
+        mx = max(ga, gb)
+        lse = mx + math.log(math.exp(ga - mx) + math.exp(gb - mx))
+        logw[j] = rest + ga - lse  # w_j = rest v_j
+        rest = rest + gb - lse  # rest (1 - v_j)
+        j += 1
+    logw[j] = rest
+    return j, j + 1, True, rest > lmin
+
+
+@njit(cache=True, nogil=True)
+def _urn(kind, state, t, kk_lab, n, logpk, vtab):
+    """(r[t], sigma, c1) of the split-merge prior ratio with t clusters before a split."""
+    labelled, c1 = registry.split_merge_constants(kind, state)
+    sig = registry.sigma_of(kind, state)
+    r = 0.0 if labelled else registry.urn_r(kind, t, state, kk_lab, n, logpk, vtab)
+    return r, sig, c1
+
+
+@njit(cache=True, nogil=True)
+def _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free):
+    """The split-merge move's slot lists: occupied slots (act, pos) and free ones, the next
+    label t last (unlabelled: labels 0..t-1 are compact); returns (nact, nfree)."""
+    nact = 0
+    nfree = 0
+    top = kk_lab if labelled else slots - 1
+    for k in range(top - 1, -1, -1):
+        if (labelled and cnt[k] == 0) or (not labelled and k >= t):
+            free[nfree] = k
+            nfree += 1
+    for k in range(top):
+        if (labelled and cnt[k] > 0) or (not labelled and k < t):
+            act[nact] = k
+            pos[k] = nact
+            nact += 1
+    return nact, nfree
+
+
+@njit(cache=True, nogil=True)
+def subcluster_chain(
+    x,
+    z,
+    state,
+    hyp,
+    fam,
+    kind,
+    kk_lab,
+    cap,
+    hp,
+    logpk,
+    it0,
+    n_iter,
+    tune,
+    thin,
+    seed,
+    n_sm,
+    out_z,
+    out_w,
+    out_mu,
+    out_cov,
+    out_state,
+    out_ll,
+    out_k,
+):
+    """Run sweeps it0 .. it0+n_iter-1 (module docstring), mutating the chain state.
+
+    z: labels (0..t-1 compact, or K labelled slots if kk_lab > 0); out_w, out_mu, out_cov:
+    cap + 1 slots per draw (kk_lab if labelled; DP and Pitman-Yor: the t clusters, then their
+    rest mass with one prior draw of the parameters in slot t); state: ``registry`` layout (state[4] counts the accepted
+    split-merge moves after tune); seed >= 0 reseeds numba's RNG; it0 == 0 starts from one cluster.  Saved draw s holds z with the (w, theta) drawn given it; its
+    log-likelihood, sum_i log sum_k w_k N(x_i | theta_k), is summed by the z pass of the same
+    sweep.
+    """
+    n, d = x.shape
+    labelled = kk_lab > 0
+    slots = kk_lab if labelled else cap + 1
+    sliced = not labelled and kind != registry.MFM
+    atoms = slots
+    logw = np.full(atoms, NEG_INF)
+    mu = np.zeros((atoms, d))
+    lc = np.zeros((atoms, d, d))
+    if seed >= 0:
+        np.random.seed(seed)
+    cnt = np.zeros(atoms, np.int64)
+    sx = np.zeros((atoms, d))
+    sxx = np.zeros((atoms, d, d))
+    nch = n_chunks(n)
+    ccnt = np.zeros((nch, atoms), np.int64)
+    csx = np.zeros((nch, atoms, d))
+    csxx = np.zeros((nch, atoms, d, d))
+    cll = np.zeros(nch)
+    c = np.zeros(atoms)
+    li = np.zeros((atoms, d, d))
+    xbar = np.zeros((atoms, d))
+    scat = np.zeros((atoms, d, d))
+    wk = (np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)))
+    remap = np.zeros(atoms, np.int64)
+    act = np.zeros(slots, np.int64)
+    pos = np.zeros(slots, np.int64)
+    free = np.zeros(slots, np.int64)
+    vtab = np.empty(n + 3)
+    rtab = np.empty(n + 3)
+    hyper_random = hp[0] == 0.0 or hp[3] == 0.0
+    # the split-merge move's tables and scratch (its own collapsed slot state is not kept)
+    tc, tp = predictive_tables(n + 1, d, hyp, fam)
+    logn = np.empty(n + 2)
+    logn[0] = NEG_INF
+    for j in range(1, n + 2):
+        logn[j] = math.log(j)
+    lwn = np.zeros(n + 2)
+    sm_slots = (
+        cnt,
+        np.zeros((slots, d)),
+        np.zeros((slots, d, d)),
+        np.zeros(slots),
+        np.zeros((slots, d)),
+        np.zeros(slots),
+    )
+    tmp = (
+        np.zeros(2, np.int64),
+        np.zeros((2, d)),
+        np.zeros((2, d, d)),
+        np.zeros(2),
+        np.zeros((2, d)),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.zeros(d),
+        np.zeros((3, d)),
+        np.zeros((3, d, d)),
+        np.zeros((d, d)),
+        np.zeros((d, d)),
+    )
+    if it0 == 0:  # one cluster: the split moves find the groups (started from many
+        # clusters, merges wait on a proposal for each over-split pair)
+        z[:] = 0
+    stats_from_z(x, z, slots, cnt, sx, sxx)
+    t = 0
+    if labelled:
+        for k in range(kk_lab):
+            if cnt[k] > 0:
+                t += 1
+    else:
+        t = compact(z, slots, cnt, sx, sxx, remap)
+    for it in range(it0, it0 + n_iter):
+        vtab[:] = np.nan
+        # 1. hyperparameters | partition (and K | K+ for a static MFM)
+        if hyper_random:
+            na, _ = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
+            registry.collapsed_update(kind, state, hp, it, tune, cnt, act, na, n, kk_lab, logpk)
+            vtab[:] = np.nan
+        if kind == registry.MFM:
+            state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
+        # 2. weights and parameters | z
+        key = new_key()
+        n_dest, n_lik, use_slice, capped = weights_given_z(
+            kind, state, kk_lab, t, cnt, logw, z, key, nch
+        )
+        if capped:
+            state[CAP_HITS] += 1.0
+        draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
+        pending = -1
+        if it >= tune and (it - tune + 1) % thin == 0:
+            pending = (it - tune) // thin
+            out_k[pending] = t
+            for j in range(out_state.shape[1]):
+                out_state[pending, j] = state[j]
+            for i in range(n):
+                out_z[pending, i] = z[i]
+            if sliced:  # the clusters, then their rest mass in slot t
+                tail = 0.0
+                for k in range(t, n_lik):
+                    tail += math.exp(logw[k])
+                lw_t = logw[t]
+                logw[t] = math.log(tail)
+                store_params(pending, logw[:slots], mu[:slots], lc[:slots], out_w, out_mu,
+                             out_cov)  # fmt: skip
+                logw[t] = lw_t
+                for k in range(t + 1, slots):
+                    out_w[pending, k] = 0.0
+            else:
+                store_params(pending, logw, mu, lc, out_w, out_mu, out_cov)
+        # 3. z | weights, parameters (within the slices for the DP and Pitman-Yor)
+        z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, nch, ccnt, csx, csxx,
+               cll)  # fmt: skip
+        reduce_chunks(nch, n_dest, ccnt, csx, csxx, cnt, sx, sxx)
+        if pending >= 0:
+            tot = 0.0
+            for ch in range(nch):
+                tot += cll[ch]
+            out_ll[pending] = tot
+        if labelled:
+            t = 0
+            for k in range(kk_lab):
+                if cnt[k] > 0:
+                    t += 1
+        else:
+            t = compact(z, n_dest, cnt, sx, sxx, remap)
+        # 4. split-merge moves on the partition
+        if n_sm > 0:
+            labs, c1 = registry.split_merge_constants(kind, state)
+            sig = registry.sigma_of(kind, state)
+            rtab[:] = np.nan
+        for _ in range(n_sm):
+            nact, nfree = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
+            for tt in (nact - 1, nact):
+                if tt >= 0 and rtab[tt] != rtab[tt]:
+                    rtab[tt] = registry.urn_r(kind, tt, state, kk_lab, n, logpk, vtab)
+            nact2, _, acc = split_merge(
+                x, z, sm_slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, lwn, rtab, hyp,
+                fam, labs, sig, c1,
+            )  # fmt: skip
+            if not acc:
+                continue
+            if it >= tune:
+                state[4] += 1.0
+            stats_from_z(x, z, slots, cnt, sx, sxx)
+            if labelled:
+                t = nact2
+            else:
+                t = compact(z, slots, cnt, sx, sxx, remap)
