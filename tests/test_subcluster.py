@@ -64,6 +64,8 @@ def test_output_contract_and_recovery(name):
     assert all(len(np.unique(dr.z[i, j])) == kplus[i, j] for i in range(c) for j in range(s))
     assert np.bincount(kplus.ravel()).argmax() == 3
     assert dr.info["split_merge_per_sweep"] == 1
+    if name == "dp":
+        assert dr.info["slice_capacity_hits"] == [0, 0]
     ll = dr.sample_stats["log_likelihood"]
     assert np.all(np.isfinite(ll))
 

@@ -362,6 +362,7 @@ def _run_chain(
         accept=st["state"][2] / st["state"][3] if st["state"][3] > 0 else math.nan,
         accept_discount=st["state"][7] / st["state"][8] if st["state"][8] > 0 else math.nan,
         sm_accept=float(st["state"][4]),
+        cap_hits=float(st["state"][mixings.K_SLOT]),  # subcluster DP / Pitman-Yor only
         log_step=float(st["state"][1]),
         load_s=load_s,
         sweep_s=sweep_s,
@@ -651,6 +652,8 @@ def sample_gibbs(
     if cfg.algorithm == "subcluster":
         info["threads_per_chain"] = cfg.threads
         info["capacity"] = None if cfg.labelled else subcluster_cap(cfg, n)
+        if cfg.kind in (mixings.DP, mixings.PITMAN_YOR):
+            info["slice_capacity_hits"] = [int(r["cap_hits"]) for r in results]
     if cfg.algorithm in SM_ALGORITHMS and cfg.split_merge > 0:
         moves = cfg.draws * cfg.thin * cfg.split_merge
         info["split_merge_accept_rate"] = [r["sm_accept"] / moves for r in results]

@@ -1,48 +1,54 @@
-"""Parallel restricted Gibbs for large N (Chang & Fisher 2013), with exact split-merge moves.
+"""The sub-cluster engine for large N: parallel sweeps over the points given the weights and
+component parameters (after Chang & Fisher 2013), with exact split-merge moves.
 
 One sweep, with t occupied clusters (labels 0..t-1; the finite mixture keeps its K labelled
 slots):
 
 1. the mixing's hyperparameters | partition (``registry.collapsed_update``, weights integrated
    out); a static MFM then draws K | K+ (``mfm.draw_k_given_kplus``);
-2. weights and component parameters | z: the weights of the occupied atoms of a Gibbs-type
-   prior, (pi_1, ..., pi_t, pi_rest) ~ Dir(n_1 - sigma, ..., n_t - sigma, rest) with rest =
-   alpha (DP), theta + t sigma (Pitman-Yor) or (K - t) gamma (static MFM given K); finite:
-   pi ~ Dir(gamma + n) over the K slots.  theta_k | x_k from the NIW/NIG conditional
-   posterior (``niw.draw_params_all``; empty slots from the prior);
-3. z | pi, theta in parallel over a fixed layout of chunks of points, restricted to the t
-   occupied clusters (Chang & Fisher's restricted Gibbs sweep: the exact Gibbs step of z given
-   the occupied atoms of the random measure; the finite mixture over its K slots);
+2. weights and component parameters | z (``weights_given_z``): finite, Dir(gamma + n) over its
+   K slots; static MFM given K, the t clusters and K - t empty slots; DP and Pitman-Yor, the
+   occupied atoms of the random measure and its rest, (pi_1, ..., pi_t, R) ~ Dir(n_1 - sigma,
+   ..., n_t - sigma, theta + t sigma) (Pitman 1996), with new atoms broken off R by
+   stick-breaking as far as the slices need.  theta_k | x_k from the NIW/NIG conditional
+   posterior (``niw.draw_params_all``; empty slots and new atoms from the prior);
+3. z | weights, parameters in parallel over a fixed layout of chunks of points
+   (``z_pass``): P(z_i = k) ∝ w_k N(x_i | theta_k) over the K slots, or for the DP and
+   Pitman-Yor the slice sampler (Walker 2007; Kalli, Griffin & Walker 2011), u_i ~ U(0,
+   pi_{z_i}) and P(z_i = k) ∝ N(x_i | theta_k) 1[pi_k > u_i], which can open new clusters;
 4. ``n_sm`` sequentially-allocated split-merge moves (Dahl 2003; ``split_merge.split_merge``,
-   the collapsed sampler's move) whose target is the collapsed posterior p(z | x): they
-   create and remove clusters, which the restricted sweep cannot.
+   the collapsed sampler's move) on the collapsed posterior p(z | x).
 
-Why not Chang & Fisher's sub-cluster proposals.  Their two persistent sub-clusters per cluster
-are auxiliary variables whose joint law with the clusters is not normalised once points move
-between clusters (the normalising constant of a cluster's sub-cluster posterior depends on its
-members, and the restricted sweep ignores it); the reference implementation
-(DPMMSubClusters.jl, ``should_merge!``) adds a burn-out period and accepts merges by a fixed
-threshold.  So their chain is not a Metropolis-Hastings chain for the posterior, and the
-enumeration tests this package holds every engine to would be expected to fail.  The exact
-alternative tried first, two-component sub-mixtures launched afresh for each proposal from the
-merged set alone (Jain & Neal 2004, 2007, uncollapsed so that the passes run in parallel),
-gives splits of well-separated groups (log q of the proposed split about -5) but almost no
-merges: the reverse proposal must regenerate the current labelling point by point, so log q
-carries its entropy (-116 nats for a 2 x 150-point over-split of one Gaussian, against a
-prior-times-likelihood ratio of +83 for the merge; 0 merges accepted in 200 sweeps of a
-3-cluster, N = 900 data set started from 10 clusters).  The sequential allocation of Dahl's
-move scores the current labelling by its sequential predictive probabilities, in which that
-entropy cancels against the target; its cost is one sequential pass over the two clusters
-involved, which the parallel sweep amortises (see ``benchmarks/large_n.py``).
+The chain starts from one cluster: split moves find the groups within a few sweeps, whereas
+from many clusters every over-split pair waits for a merge proposal (N = 10^5, 6 groups:
+K+ 1 -> 6 in about 12 sweeps; from 10 clusters still 9 after 60).
 
-Unlabelled mixings hold at most ``cap`` clusters (the sampler targets the posterior restricted
-to K+ <= cap; a split beyond it is not proposed; ``cap`` is N for small N, which is exact).
+What is kept of Chang & Fisher, and why not the rest.  Their restricted sweep (z_i over the
+occupied clusters only, weights Dir(n_1, ..., n_t, alpha)) is not invariant once a cluster
+can empty in the sweep (a singleton that leaves cannot come back; the enumeration test of the
+DP gave a K+ pmf at TV 0.27 from the exact one), and their two persistent sub-clusters per
+cluster are auxiliary variables whose joint law with the clusters is not normalised once points
+move between clusters (the reference implementation, DPMMSubClusters.jl, adds a burn-out period
+and a fixed merge threshold), so their chain is not Metropolis-Hastings for the posterior.
+Two-component sub-mixtures launched afresh from the merged set for each proposal (Jain & Neal
+2004, 2007; uncollapsed, so parallel) propose good splits but almost never merge: the reverse
+proposal regenerates the current labelling point by point, so log q carries its entropy (-116
+nats for a 2 x 150-point over-split of one Gaussian, against a prior-times-likelihood ratio of
++83 for the merge; no merge in 200 sweeps).  Dahl's sequential allocation scores the current
+labelling by sequential predictive probabilities, in which that entropy cancels against the
+target; its cost is one sequential pass over the two clusters involved per move.  What remains
+of Chang & Fisher is the design: a point loop that is parallel given the cluster parameters,
+with per-thread sufficient statistics reduced after the sweep, and splits and merges to move
+between numbers of clusters.
 
-Reproducibility: the per-point random numbers of the sweep are counter-based uniforms
-(SplitMix64 of a per-sweep key and the point's index) and the per-chunk sufficient statistics
-are reduced in chunk order over a chunk layout fixed by N alone, so the draws do not depend on
-the number of threads.  Per-sweep scalars (weights, parameters, keys, the split-merge moves)
-come from numba's sequential generator of the calling thread.
+DP and Pitman-Yor sweeps hold at most ``cap`` atoms (clusters and the new atoms of the
+slices); a sweep whose slices would need more is counted (``CAP_HITS``), a truncation.
+
+Reproducibility: the per-point random numbers are counter-based uniforms (SplitMix64 of a
+per-sweep key and the point's index) and the per-chunk sufficient statistics are reduced in
+chunk order over a chunk layout fixed by N alone, so the draws do not depend on the number of
+threads.  Per-sweep scalars (weights, parameters, keys, the split-merge moves) come from
+numba's sequential generator of the calling thread.
 """
 
 from __future__ import annotations
@@ -450,11 +456,13 @@ def subcluster_chain(
     """Run sweeps it0 .. it0+n_iter-1 (module docstring), mutating the chain state.
 
     z: labels (0..t-1 compact, or K labelled slots if kk_lab > 0); out_w, out_mu, out_cov:
-    cap + 1 slots per draw (kk_lab if labelled; DP and Pitman-Yor: the t clusters, then their
-    rest mass with one prior draw of the parameters in slot t); state: ``registry`` layout (state[4] counts the accepted
-    split-merge moves after tune); seed >= 0 reseeds numba's RNG; it0 == 0 starts from one cluster.  Saved draw s holds z with the (w, theta) drawn given it; its
-    log-likelihood, sum_i log sum_k w_k N(x_i | theta_k), is summed by the z pass of the same
-    sweep.
+    cap + 1 slots per draw (kk_lab if labelled; DP and Pitman-Yor: the t clusters, then
+    their rest mass, with its new atoms' parameters replaced by one prior draw, in slot t);
+    state: ``registry`` layout (state[4] counts the accepted split-merge moves after tune,
+    state[CAP_HITS] the truncated sweeps); seed >= 0 reseeds numba's RNG; it0 == 0 starts
+    from one cluster.  Saved draw s holds z with the (w, theta) drawn given it, and the
+    log-likelihood of that random measure, sum_i log sum_k w_k N(x_i | theta_k), summed by
+    the z pass of the same sweep.
     """
     n, d = x.shape
     labelled = kk_lab > 0
