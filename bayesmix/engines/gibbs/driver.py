@@ -329,9 +329,27 @@ def _run_chain(
 
     ``stop`` (thread runs) is checked between chunks of sweeps: set, the chain ends early.
     """
+    if cfg.algorithm != "subcluster":
+        return _run_chain_body(cfg, x, chain, seeds, state0, progress, warm, stop)
+    before = numba.get_num_threads()  # thread-local in numba: this chain's parallel sweep
+    numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return _run_chain_body(cfg, x, chain, seeds, state0, progress, warm, stop)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _run_chain_body(
+    cfg: ChainConfig,
+    x: np.ndarray,
+    chain: int,
+    seeds: tuple[int, int],
+    state0: np.ndarray,
+    progress: bool,
+    warm: bool,
+    stop: threading.Event | None,
+) -> dict:
     n, d = x.shape
-    if cfg.algorithm == "subcluster":  # thread-local in numba: this chain's parallel sweep
-        numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     load_s = _warmup(cfg, d) if warm else 0.0
     st = _init_state(cfg, n, d, state0)
     out = _alloc(cfg, n, d, cfg.draws)
@@ -525,6 +543,7 @@ def sample_gibbs(
     label_moves: bool = True,
     split_merge: int = 1,
     executor: str = "threads",
+    threads: int | None = None,
 ) -> Draws:
     """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
 
@@ -542,6 +561,9 @@ def sample_gibbs(
     ``split_merge`` sequentially-allocated split-merge moves (Dahl 2003) to every collapsed
     sweep (0 turns them off).  Both leave the posterior unchanged and make K+ and the
     concentration mix several times faster.
+    ``algorithm="subcluster"``: the parallel sub-cluster sweep (``subcluster.py``); each
+    chain's sweep runs in ``threads`` numba threads (default: the cores over the chains that
+    run at once), and min(chains, cores // threads) chains run at once.
     """
     xa = np.asarray(x, dtype=np.float64)
     if xa.ndim == 1:
@@ -575,6 +597,8 @@ def sample_gibbs(
     total = cfg.tune + cfg.draws * cfg.thin
     if executor not in EXECUTORS:
         raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
     if cores is None:
         ncpu = _n_cpus()
         # small jobs finish in-process faster than worker processes start (~1-2 s)
@@ -585,7 +609,9 @@ def sample_gibbs(
     method = "threads" if executor == "threads" else (start_method or _default_start_method())
     if cfg.algorithm == "subcluster":  # the cores left to each concurrent chain's sweep
         ncores = int(cores) if cores is not None else (_n_cpus() or 1)
-        cfg = dataclasses.replace(cfg, threads=max(1, ncores // max(1, workers)))
+        if threads is not None:
+            workers = max(1, min(chains, ncores // threads))
+        cfg = dataclasses.replace(cfg, threads=threads or max(1, ncores // max(1, workers)))
     t0 = time.perf_counter()
     if workers <= 1:
         method = "in-process"
