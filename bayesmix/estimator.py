@@ -144,7 +144,7 @@ class BayesianGMM(ClusterMixin, DensityMixin, BaseEstimator):
         untruncated and ignores it); None keeps the spec's.
     covariance_type : "full", "diag", "spherical" or "auto" (``kernel.covariance``: "auto"
         picks the family by EM + BIC across families); None keeps the spec's.
-    engine : auto | nuts | gibbs | collapsed; None: the spec's.
+    engine : auto | nuts | gibbs | collapsed | subcluster; None: the spec's.
     chains, draws, tune : sampler settings; None: the spec's (Gibbs engines keep
         ``sampler.gibbs_draws`` draws per chain).
     random_state : int (0 <= seed < 2**32), RandomState, Generator or None. An int is the

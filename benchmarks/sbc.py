@@ -140,7 +140,8 @@ MODEL_ENGINES: dict[str, tuple[str, ...]] = {
     "mfm": ("telescoping", "collapsed"),
     "mfm_dynamic": ("telescoping", "collapsed"),
 }
-ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2}
+ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2, "subcluster": 0}
+SUBCLUSTER_OFFSET = 3000  # sub-cluster study i + 3000 (conjugate kernel; not the dynamic MFM)
 # The shipped kernel defaults (KernelSpec): m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25,
 # psi0 = 0.25, nu0 = D + 2 (E[Sigma] = psi0 I); full covariance in 2-D.
 KERNEL: dict[str, Any] = {"covariance": "full", "prior": "conjugate"}
@@ -172,7 +173,7 @@ SPHERICAL_OFFSET = 2000  # spherical study i + 2000
 SPHERICAL_DIMS = (2, 3)  # in 1-D the spherical kernel is the conjugate one
 SEMI_ENGINES = ("blocked", "telescoping")  # the algorithms that run a semi-conjugate kernel
 QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w", "beta", "log_det_C0")
-GIBBS_ENGINES = ("blocked", "telescoping", "collapsed")
+GIBBS_ENGINES = ("blocked", "telescoping", "collapsed", "subcluster")
 # the engines each non-default kernel runs (for messages)
 KERNEL_ENGINES = {"semi": SEMI_ENGINES, "spherical": GIBBS_ENGINES}
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
@@ -811,6 +812,7 @@ def _engine_label(engine: str) -> str:
         "telescoping": "telescoping Gibbs",
         "collapsed": "collapsed Gibbs",
         "nuts": "NUTS (nutpie)",
+        "subcluster": "sub-cluster Gibbs",
     }[engine]
 
 
@@ -1370,7 +1372,8 @@ def configs(
         if model not in models:
             continue
         for dim in SPHERICAL_DIMS if kernel == "spherical" else (1, 2):
-            for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts"):
+            extra = ("subcluster",) if model != "mfm_dynamic" and kernel == "conjugate" else ()
+            for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts", *extra):
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
@@ -1382,6 +1385,8 @@ def configs(
                 elif kernel != "conjugate":
                     if engine in SEMI_ENGINES:
                         out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))
+                elif engine == "subcluster":
+                    out.append(Config(model, dim, engine, reps, i + SUBCLUSTER_OFFSET))
                 elif engine == "nuts":
                     if dim == 1 and model in NUTS_MODELS and nuts_reps > 0:
                         out.append(Config(model, dim, engine, nuts_reps, i))
