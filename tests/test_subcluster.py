@@ -79,3 +79,22 @@ def test_errors_name_the_options():
     dynamic = dataclasses.replace(mfm, mixing=dataclasses.replace(mfm.mixing, weights="dynamic"))
     with pytest.raises(InputError, match="--engine collapsed or --engine gibbs"):
         sample_gibbs(dynamic, x, algorithm="subcluster", draws=5, tune=0, progress=False)
+
+
+@pytest.mark.parametrize("name", ["dp", "pitman_yor", "sparse_finite", "mfm"])
+def test_saved_log_likelihood_is_that_of_the_saved_draw(name):
+    """sample_stats log_likelihood = sum_i log sum_k w_k N(x_i | mu_k, Sigma_k) of the saved
+    (w, mu, Sigma), computed independently with scipy (the DP and Pitman-Yor rest mass sits
+    on one atom in the saved draw, and the kernel sums the same)."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    x = three_blobs(30)
+    dr = sample_gibbs(load_spec(name), x, algorithm="subcluster", chains=1, draws=6, tune=3,
+                      seed=11, progress=False)  # fmt: skip
+    for s in range(6):
+        w, mu, cov = dr.w[0, s], dr.mu[0, s], dr.cov[0, s]
+        on = w > 0
+        dens = [multivariate_normal(mu[k], cov[k]).logpdf(x) for k in np.flatnonzero(on)]
+        want = logsumexp(np.log(w[on])[:, None] + np.array(dens), axis=0).sum()
+        assert dr.sample_stats["log_likelihood"][0, s] == pytest.approx(want, rel=1e-9)

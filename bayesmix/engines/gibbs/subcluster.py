@@ -152,8 +152,8 @@ def slice_min(z, logw, key, nch):
 
 
 @njit(cache=True, nogil=True)
-def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, lo, hi, ch, ccnt, csx,
-             csxx):  # fmt: skip
+def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, lo, hi,
+             ch, ccnt, csx, csxx):  # fmt: skip
     """The z step for points lo..hi-1 (``z_pass``); returns their log-likelihood sum.  One exp
     per point and slot: within the slice the weights N(x_i | theta_k) are e_ik / w_k, with
     e_ik = w_k N(x_i | theta_k) / max_l (...)."""
@@ -185,7 +185,9 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, lo, hi, 
             dl = lv[k] - mx
             ek = math.exp(dl) if dl > -60.0 else 0.0
             e[k] = ek
-            tot += ek
+            tot += ek if k < t_ll else 0.0
+        if t_ll < n_lik:  # the saved draw's lumped rest: slot t_ll's density, weight x ll_fac
+            tot += ll_fac * e[t_ll]
         ll += mx + math.log(tot)
         # the categorical over the destinations: w_k N (or N within the slice)
         lu = math.log(_unif(key, i)) + logw[z[i]] if use_slice else NEG_INF
@@ -225,20 +227,23 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, lo, hi, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, nch, ccnt, csx, csxx, cll):
+def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
+           csx, csxx, cll):  # fmt: skip
     """z_i | pi, theta over the first n_dest slots, in parallel over nch chunks of points.
 
     c_k = log w_k + log N normalising constant (``niw.mixture_prepare``).  Without slices,
     P(z_i = k) ∝ w_k N(x_i | theta_k).  With slices (DP, Pitman-Yor; Kalli, Griffin & Walker
     2011), u_i = v_i pi_{z_i} with v_i the counter-based uniform of (key, i) (as in
     ``slice_min``) and P(z_i = k) ∝ N(x_i | theta_k) 1[w_k > u_i].  cll[ch] = the chunk's
-    sum_i log sum_{k < n_lik} w_k N(x_i | theta_k) (slots n_dest.. counted, not chosen).
+    sum_i log sum_{k < n_lik} w_k N(x_i | theta_k) (slots n_dest.. counted, not chosen), or,
+    when t_ll < n_lik, that of the saved draw: slots < t_ll, and slot t_ll's density with the
+    weight w_{t_ll} ll_fac (the rest mass lumped on one atom).
     Per-chunk counts, sums and lower triangles of sum x x^T of the new allocations; a second
     uniform stream (key + 1) draws the categories."""
     n = x.shape[0]
     for ch in prange(nch):
-        cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key,
-                           ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx)  # fmt: skip
+        cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
+                           key, ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx)  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -460,9 +465,9 @@ def subcluster_chain(
     their rest mass, with its new atoms' parameters replaced by one prior draw, in slot t);
     state: ``registry`` layout (state[4] counts the accepted split-merge moves after tune,
     state[CAP_HITS] the truncated sweeps); seed >= 0 reseeds numba's RNG; it0 == 0 starts
-    from one cluster.  Saved draw s holds z with the (w, theta) drawn given it, and the
-    log-likelihood of that random measure, sum_i log sum_k w_k N(x_i | theta_k), summed by
-    the z pass of the same sweep.
+    from one cluster.  Saved draw s holds z with the (w, theta) drawn given it, and their
+    log-likelihood, sum_i log sum_k w_k N(x_i | theta_k) over the saved slots, summed by the
+    z pass of the same sweep.
     """
     n, d = x.shape
     labelled = kk_lab > 0
@@ -551,20 +556,24 @@ def subcluster_chain(
         if capped:
             state[CAP_HITS] += 1.0
         draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
+        t_ll, ll_fac, lw_tail = n_lik, 1.0, 0.0
+        if sliced:  # the saved draw lumps the rest (new atoms and beyond) on atom t
+            for k in range(t, n_lik):
+                lw_tail += math.exp(logw[k])
+            t_ll, ll_fac = t, lw_tail / math.exp(logw[t])
         pending = -1
         if it >= tune and (it - tune + 1) % thin == 0:
             pending = (it - tune) // thin
             out_k[pending] = t
             for j in range(out_state.shape[1]):
                 out_state[pending, j] = state[j]
-            for i in range(n):
-                out_z[pending, i] = z[i]
+            zr, zs = out_z.shape[0], out_w.shape[0]  # z of R of the S draws (even rows)
+            if (pending * zr) % zs < zr:
+                for i in range(n):
+                    out_z[pending * zr // zs, i] = z[i]
             if sliced:  # the clusters, then their rest mass in slot t
-                tail = 0.0
-                for k in range(t, n_lik):
-                    tail += math.exp(logw[k])
                 lw_t = logw[t]
-                logw[t] = math.log(tail)
+                logw[t] = math.log(lw_tail)
                 store_params(pending, logw[:slots], mu[:slots], lc[:slots], out_w, out_mu,
                              out_cov)  # fmt: skip
                 logw[t] = lw_t
@@ -573,8 +582,8 @@ def subcluster_chain(
             else:
                 store_params(pending, logw, mu, lc, out_w, out_mu, out_cov)
         # 3. z | weights, parameters (within the slices for the DP and Pitman-Yor)
-        z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, fam, key, nch, ccnt, csx, csxx,
-               cll)  # fmt: skip
+        z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
+               csx, csxx, cll)  # fmt: skip
         reduce_chunks(nch, n_dest, ccnt, csx, csxx, cnt, sx, sxx)
         if pending >= 0:
             tot = 0.0
