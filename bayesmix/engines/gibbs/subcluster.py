@@ -556,11 +556,16 @@ def subcluster_chain(
         if capped:
             state[CAP_HITS] += 1.0
         draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
-        t_ll, ll_fac, lw_tail = n_lik, 1.0, 0.0
-        if sliced:  # the saved draw lumps the rest (new atoms and beyond) on atom t
+        t_ll, ll_fac, lw_tail = n_lik, 1.0, NEG_INF
+        if sliced and logw[t] > NEG_INF:  # the saved draw lumps the rest on atom t
+            mx = NEG_INF
             for k in range(t, n_lik):
-                lw_tail += math.exp(logw[k])
-            t_ll, ll_fac = t, lw_tail / math.exp(logw[t])
+                mx = max(mx, logw[k])
+            acc = 0.0
+            for k in range(t, n_lik):
+                acc += math.exp(logw[k] - mx)
+            lw_tail = mx + math.log(acc)  # log of the rest mass
+            t_ll, ll_fac = t, math.exp(lw_tail - logw[t])
         pending = -1
         if it >= tune and (it - tune + 1) % thin == 0:
             pending = (it - tune) // thin
@@ -573,7 +578,7 @@ def subcluster_chain(
                     out_z[pending * zr // zs, i] = z[i]
             if sliced:  # the clusters, then their rest mass in slot t
                 lw_t = logw[t]
-                logw[t] = math.log(lw_tail)
+                logw[t] = lw_tail
                 store_params(pending, logw[:slots], mu[:slots], lc[:slots], out_w, out_mu,
                              out_cov)  # fmt: skip
                 logw[t] = lw_t
