@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs, positive_int
+from bayesmix.spec import DEFAULT_MODEL
 
 EXIT_GROUPS_FAILED = 1
 
@@ -28,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
         "--model",
-        default="dp",
-        help="built-in spec name or path to a TOML spec, used for every group (default: dp)",
+        default=DEFAULT_MODEL,
+        help="built-in spec name or path to a TOML spec, used for every group (default: "
+        f"{DEFAULT_MODEL}, as for fit)",
     )
     add_data_options(p)
     add_engine_options(p)

@@ -141,7 +141,18 @@ def test_cli_resume_skips_finished_groups(runs, grouped_csv, tmp_path, capsys):
     stamp = {
         g: (d / "groups" / group_dir_name(g) / "summary.json").stat().st_mtime_ns for g in GOOD
     }
-    args = ["fit-many", str(grouped_csv), "--by", "g", "--out", str(d), "--workers", "2"]
+    args = [
+        "fit-many",
+        str(grouped_csv),
+        "--by",
+        "g",
+        "--out",
+        str(d),
+        "--workers",
+        "2",
+        "--model",
+        "dp",
+    ]
     rc = main([*args, *CLI_FAST, "--no-group-reports"])
     err = capsys.readouterr().err
     assert rc == 1  # two groups have no fit

@@ -31,7 +31,7 @@ from bayesmix.executor import (
 from bayesmix.io import check_output_dir, write_json
 from bayesmix.many.groups import group_dir_name, group_seed
 from bayesmix.many.summary import error_row, fit_row, summary_frame, write_summary
-from bayesmix.spec import ModelSpec, load_spec
+from bayesmix.spec import DEFAULT_MODEL, ModelSpec, load_spec
 from bayesmix.versions import versions
 
 SCHEMA = "bayesmix.fit_many/1"
@@ -86,7 +86,7 @@ def warm_kernels() -> None:
 def fit_many(
     data: object,
     by: str,
-    model: str | Path | ModelSpec = "dp",
+    model: str | Path | ModelSpec = DEFAULT_MODEL,
     *,
     out: str | Path,
     columns: list[str] | None = None,
