@@ -112,7 +112,17 @@ def n_chunks(m):
 
 @njit(cache=True, nogil=True, inline="always")
 def _quad(x, i, mu, li, k, d, fam):
-    """|L_k^{-1} (x_i - mu_k)|^2 (li lower triangular; diagonal unless FULL)."""
+    """|L_k^{-1} (x_i - mu_k)|^2 (li lower triangular; diagonal unless FULL; 1-D and 2-D
+    unrolled)."""
+    if d == 1:
+        y = (x[i, 0] - mu[k, 0]) * li[k, 0, 0]
+        return y * y
+    if d == 2:
+        d0 = x[i, 0] - mu[k, 0]
+        d1 = x[i, 1] - mu[k, 1]
+        y0 = li[k, 0, 0] * d0
+        y1 = li[k, 1, 0] * d0 + li[k, 1, 1] * d1
+        return y0 * y0 + y1 * y1
     q = 0.0
     if fam != FULL:
         for a in range(d):
