@@ -141,7 +141,8 @@ MODEL_ENGINES: dict[str, tuple[str, ...]] = {
     "mfm_dynamic": ("telescoping", "collapsed"),
 }
 ENGINE_SLOTS = {"blocked": 0, "telescoping": 0, "collapsed": 1, "nuts": 2, "subcluster": 0}
-SUBCLUSTER_OFFSET = 3000  # sub-cluster study i + 3000 (conjugate kernel; not the dynamic MFM)
+SUBCLUSTER_OFFSET = 3000  # sub-cluster study i + 3000 (conjugate kernel; not the dynamic MFM
+# nor Pitman-Yor, which the engine no longer serves: its 500-replication 1-D study failed)
 # The shipped kernel defaults (KernelSpec): m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25,
 # psi0 = 0.25, nu0 = D + 2 (E[Sigma] = psi0 I); full covariance in 2-D.
 KERNEL: dict[str, Any] = {"covariance": "full", "prior": "conjugate"}
@@ -1372,7 +1373,8 @@ def configs(
         if model not in models:
             continue
         for dim in SPHERICAL_DIMS if kernel == "spherical" else (1, 2):
-            extra = ("subcluster",) if model != "mfm_dynamic" and kernel == "conjugate" else ()
+            sub = model not in ("mfm_dynamic", "py") and kernel == "conjugate"
+            extra = ("subcluster",) if sub else ()
             for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts", *extra):
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:

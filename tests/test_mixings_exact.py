@@ -45,19 +45,19 @@ CASES = {
     "py_fixed": (
         ENUM_X1, "full",
         MixingSpec("pitman_yor", 40, 0.8, None, 0.3, None),
-        "pitman_yor", {"strength": 0.8, "discount": 0.3}, None, ("collapsed", "blocked", "subcluster"),
+        "pitman_yor", {"strength": 0.8, "discount": 0.3}, None, ("collapsed", "blocked"),
     ),
     "py_random_strength": (
         ENUM_X2, "full",
         MixingSpec("pitman_yor", 40, None, GammaPrior(2.0, 2.0), 0.25, None),
         "pitman_yor", {"discount": 0.25}, {"strength": ("gamma", 2.0, 2.0)},
-        ("collapsed", "blocked", "subcluster"),
+        ("collapsed", "blocked"),
     ),
     "py_random_discount": (
         ENUM_X2, "diag",
         MixingSpec("pitman_yor", 40, 0.5, None, None, BetaPrior(2.0, 3.0)),
         "pitman_yor", {"strength": 0.5}, {"discount": ("beta", 2.0, 3.0)},
-        ("collapsed", "subcluster"),  # blocked: a large discount makes T = 40 sticks a different model
+        ("collapsed",),  # blocked: a large discount makes T = 40 sticks a different model
     ),
     # the blocked sampler's own model, sticks truncated at T = 4 (exact: the blocks summed
     # over their maps to the 4 labelled slots), with the SBC's hyperpriors

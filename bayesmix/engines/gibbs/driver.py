@@ -12,7 +12,7 @@ Two algorithms share the numba kernels of this package and of ``bayesmix.kernels
                 the same shape as the blocked sampler.
 * ``subcluster`` for large N: Chang & Fisher's (2013) restricted Gibbs sweep, parallel over
                 points (numba ``prange``), with the same split-merge moves
-                (``subcluster.py``); DP, Pitman-Yor, finite and static MFM mixings.
+                (``subcluster.py``); DP, finite and static MFM mixings.
 
 Chains run in threads: the numba kernels are compiled ``nogil=True``, so the threads run in
 parallel with no process start-up, no pickling and no ``if __name__ == "__main__"`` guard (a

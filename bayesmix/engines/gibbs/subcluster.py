@@ -42,7 +42,10 @@ with per-thread sufficient statistics reduced after the sweep, and splits and me
 between numbers of clusters.
 
 DP and Pitman-Yor sweeps hold at most ``cap`` atoms (clusters and the new atoms of the
-slices); a sweep whose slices would need more is counted (``CAP_HITS``), a truncation.
+slices); a sweep whose slices would need more is counted (``CAP_HITS``), a truncation.  The
+code is generic over sigma and exact for Pitman-Yor when the atoms suffice (its enumeration
+cases passed), but the engine does not offer Pitman-Yor (``mixings.MIXINGS``): the atoms
+the slices need grow with its tail, and with 64 its 1-D SBC failed (K+ p = 1e-19).
 
 Reproducibility: the per-point random numbers are counter-based uniforms (SplitMix64 of a
 per-sweep key and the point's index) and the per-chunk sufficient statistics are reduced in
