@@ -30,7 +30,7 @@ from bayesmix.posterior.storage import (
     fit_storage,
 )
 from bayesmix.posterior.summary import summarize
-from bayesmix.priors import prior_k_from_spec
+from bayesmix.priors import prior_k_from_spec, prior_k_skipped
 from bayesmix.spec import DEFAULT_MODEL, ModelSpec, load_spec
 from bayesmix.versions import versions
 
@@ -233,7 +233,12 @@ def fit(
         "engine": {k: info.pop(k) for k in MACHINE_DEPENDENT if k in info},
         "cpus": os.cpu_count(),
     }
-    summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
+    skipped = prior_k_skipped(dataset.n_obs, spec)
+    if skipped:
+        summary["prior_n_clusters"] = None
+        summary["prior_n_clusters_note"] = skipped
+    else:
+        summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)
