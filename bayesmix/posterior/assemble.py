@@ -1,9 +1,12 @@
 """Turn an engine's standardised draws into the documented DataTree, in the data's own units.
 
 Groups: posterior (w, mu, sigma | cov + chol, and the mixing's random parameters: alpha |
-gamma | strength, discount, K), sample_stats, log_likelihood (x), log_prior (the mixing's
-continuous random parameters), observed_data (x)
-and allocations (z, n_clusters).
+gamma | strength, discount, K), sample_stats (log_likelihood: each draw's total over all rows),
+log_likelihood (x (chain, draw, obs_id), float32, for the draws and rows its coordinates name),
+log_prior (the mixing's continuous random parameters), observed_data (x) and allocations
+(z (chain, z_draw, obs_id) in the smallest integer type, for the draws ``z_draw`` names;
+n_clusters (chain, draw) for every draw; attrs["storage"]: the plan as JSON). What is kept:
+``bayesmix.posterior.storage``.
 """
 
 from __future__ import annotations
