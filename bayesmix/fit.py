@@ -212,15 +212,21 @@ def fit(
         thin=opts.gibbs_thin,
         z_draws=plan.z_draws if plan.z_thinned else None,
     )
+    stages: dict[str, float] = {}
+    t_stage = time.perf_counter()
     dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command}, plan=plan)
+    t_stage = _stage(stages, "assemble_s", t_stage)
     summary = summarize(dt, engine_info=draws_obj.info)
+    t_stage = _stage(stages, "summary_s", t_stage)
     summary["storage"] = plan.to_dict() | {"memory": memory}
     em = None
     if analyse_clusters:
         dt, extra = analyse(dt, seed=seed, tied=summary["n_clusters"]["tied_with_mode"])
         summary.update(extra)
+        t_stage = _stage(stages, "analysis_s", t_stage)
         if classical:
             em = classical_checks(summary, dataset, spec, em_screen)
+            t_stage = _stage(stages, "classical_s", t_stage)
         summary["counts"] = count_table(summary)
     total = time.perf_counter() - t0
     info = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
@@ -239,6 +245,9 @@ def fit(
         summary["prior_n_clusters_note"] = skipped
     else:
         summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
+    _stage(stages, "prior_k_s", t_stage)
+    run["timing"]["stages"] = stages
+    run["timing"]["total_s"] = round(time.perf_counter() - t0, 3)
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)
@@ -275,7 +284,9 @@ def storage_for(
             f"{limit / 1024**3:.2f} GB available ({source}), even with z and the pointwise "
             f"log-likelihood thinned to one draw per chain; use fewer draws (--draws, now "
             f"{draws}) or chains (--chains, now {chains}), fewer components "
-            f"(mixing.n_components = {k}), or set {MEMORY_ENV} if more memory is free"
+            f"(mixing.n_components = {k}), "
+            + ("" if native else "--engine gibbs (it stores only the kept draws' z), ")
+            + f"or set {MEMORY_ENV} if more memory is free"
         )
     if plan.reason:
         out["note"] = plan.reason + f" ({source})"
@@ -321,6 +332,13 @@ def classical_checks(
     if check.get("warning"):
         summary["diagnostics"]["warnings"].append(check["warning"])
     return em
+
+
+def _stage(stages: dict[str, float], name: str, since: float) -> float:
+    """Record the seconds since ``since`` as ``stages[name]``; returns now."""
+    now = time.perf_counter()
+    stages[name] = round(now - since, 3)
+    return now
 
 
 def _jsonable(v: object) -> bool:

@@ -87,7 +87,7 @@ def test_summary_keys(fit_dp_2d):
     assert set(s["diagnostics"]) >= {"max_r_hat", "min_ess_bulk", "divergences", "warnings"}
     assert s["data"]["n_obs"] == 300 and s["data"]["n_features"] == 2
     # timing is machine-dependent: in run.json (FitResult.run), not in summary.json
-    assert set(fit_dp_2d.run["timing"]) == {"compile_s", "sampling_s", "total_s"}
+    assert set(fit_dp_2d.run["timing"]) == {"compile_s", "sampling_s", "total_s", "stages"}
     assert "pymc" in s["versions"] and s["seed"] == 13
     cov = fit_dp_2d.idata["posterior"]["cov"]
     assert cov.dims == ("chain", "draw", "cluster", "feature", "feature_bis")
