@@ -190,3 +190,30 @@ def test_cli_stops_with_one_line_when_even_thinning_cannot_fit(tmp_path, monkeyp
         from bayesmix.fit import fit
 
         fit(path, "dp", engine="gibbs", chains=2, draws=100, tune=10, progress=False)
+
+
+def test_posterior_on_disk_is_float32_with_unused_slots_nan_and_reads_back(tmp_path):
+    import xarray as xr
+
+    from bayesmix.io import write_datatree
+    from bayesmix.report.loader import _Group, _params
+
+    rng = np.random.default_rng(1)
+    draws = _draws(rng, c=2, s=10, k=3, n=20, d=2)
+    draws.w[..., 2] = 0.0  # slot 2 unused in every draw
+    draws.w /= draws.w.sum(-1, keepdims=True)
+    data = load_data(rng.normal(size=(20, 2)))
+    dt = build_datatree(draws, data, load_spec("dp"), seed=0)
+    write_datatree(tmp_path / "p.nc", dt)
+    back = xr.open_datatree(tmp_path / "p.nc")
+    post = back["posterior"]
+    assert post["mu"].dtype == np.float32
+    assert (
+        np.isnan(post["mu"].values[..., 2, :]).all()
+        and np.isfinite(post["mu"].values[..., :2, :]).all()
+    )
+    np.testing.assert_allclose(post["w"].values, dt["posterior"]["w"].values, rtol=1e-6)
+    params = _params(_Group(back["posterior"], {}))  # the report's reader
+    assert np.isfinite(params.mu).all() and np.isfinite(params.cov).all()
+    assert np.all(params.w[:, 2] == 0.0)
+    assert back["allocations"]["z"].dtype == np.int8
