@@ -57,15 +57,17 @@ EMPTY_SLOT_VARS = ("mu", "sigma", "cov", "chol")  # NaN on disk where the weight
 def storage_tree(dt):
     """The DataTree as written: in ``posterior``, the parameters of components whose weight is
     exactly 0 (slots a draw does not use: padding, telescoping slots above K) are NaN, since
-    they are prior draws that carry no information (readers treat them as absent)."""
+    they are prior draws that carry no information (readers treat them as absent); ``chol``
+    (the Cholesky factor of ``cov``, kept in memory) is left out: np.linalg.cholesky(cov)."""
     if "posterior" not in dt.children or "w" not in dt["posterior"]:
         return dt
     post = dt["posterior"].to_dataset(inherit=False)
     empty = post["w"] == 0.0
-    if not bool(empty.any()):
+    if not bool(empty.any()) and "chol" not in post:
         return dt
+    post = post.drop_vars("chol", errors="ignore")  # = cholesky(cov): half of a D > 1 file
     for name in EMPTY_SLOT_VARS:
-        if name in post:
+        if name in post and bool(empty.any()):
             post[name] = post[name].where(~empty)
     out = dt.copy(deep=False)
     out["posterior"] = xr_tree(post, dt["posterior"].attrs)
