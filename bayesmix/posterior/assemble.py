@@ -19,7 +19,8 @@ import xarray as xr
 from bayesmix import mixings
 from bayesmix.data import Dataset
 from bayesmix.engines.base import Draws
-from bayesmix.posterior.allocations import allocations, n_clusters
+from bayesmix.engines.names import Engine
+from bayesmix.posterior.allocations import allocations, n_clusters, pointwise_loglik
 from bayesmix.posterior.storage import StoragePlan, label_dtype, plan_storage
 from bayesmix.spec import ModelSpec
 
@@ -64,6 +65,8 @@ def build_datatree(
     loglik = np.empty((c, len(ll_idx), len(rows)), dtype=np.float32)
     ll_total = np.empty((c, s))
     kplus = np.empty((c, s), dtype=np.int64)
+    if _engine_totals(draws, plan):
+        return _assemble_from_engine(draws, data, spec, seed, attrs, plan, z_idx, zdt, jac)
     z_pos = np.full(s, -1)
     z_pos[z_idx] = np.arange(len(z_idx))
     ll_pos = np.full(s, -1)
@@ -91,6 +94,50 @@ def build_datatree(
         del zb, llb
     if draws.z is not None and native_idx is not None:
         kplus = np.asarray(draws.sample_stats["n_occupied"], dtype=np.int64).reshape(c, s)
+    return _tree(draws, data, spec, seed, attrs, plan, z, z_idx, kplus, loglik, ll_idx, ll_total)
+
+
+def _engine_totals(draws: Draws, plan: StoragePlan) -> bool:
+    """The blocked / telescoping Gibbs engines report each draw's total log-likelihood
+    sum_i log sum_k w_k N(x_i | mu_k, Sigma_k) (standardised scale) and K+: past the LOO
+    subsample size, assemble takes them and evaluates the pointwise log-likelihood only for
+    the stored rows and draws, instead of all N rows of every draw."""
+    return (
+        str(draws.engine) == str(Engine.GIBBS)
+        and draws.z is not None
+        and "log_likelihood" in draws.sample_stats
+        and "n_occupied" in draws.sample_stats
+        and plan.loo_obs < plan.n_obs
+    )
+
+
+def _assemble_from_engine(draws, data, spec, seed, attrs, plan, z_idx, zdt, jac):
+    """``build_datatree`` from the engine's totals and K+ (``_engine_totals``)."""
+    c, s, k = draws.w.shape
+    n = data.n_obs
+    ll_idx, rows = plan.ll_index(), plan.loo_rows()
+    if draws.z_draws is None:
+        z = draws.z[:, z_idx].astype(zdt)
+    else:
+        z_idx = np.asarray(draws.z_draws)
+        z = draws.z.astype(zdt, copy=False)
+    x_rows = np.ascontiguousarray(data.standardized[rows])
+    loglik = np.empty((c, len(ll_idx), len(rows)), dtype=np.float32)
+    for ch in range(c):
+        for a in range(0, len(ll_idx), 256):
+            sel = ll_idx[a : a + 256]
+            ll = pointwise_loglik(x_rows, draws.w[ch, sel], draws.mu[ch, sel], draws.cov[ch, sel])
+            loglik[ch, a : a + len(sel)] = ll - jac
+    ll_total = np.asarray(draws.sample_stats["log_likelihood"], dtype=float) - n * jac
+    kplus = np.asarray(draws.sample_stats["n_occupied"], dtype=np.int64).reshape(c, s)
+    return _tree(draws, data, spec, seed, attrs, plan, z, z_idx, kplus, loglik, ll_idx, ll_total)
+
+
+def _tree(draws, data, spec, seed, attrs, plan, z, z_idx, kplus, loglik, ll_idx, ll_total):
+    """The DataTree from the assembled arrays (``build_datatree``)."""
+    c, s, k = draws.w.shape
+    n, d = data.n_obs, data.n_features
+    rows = plan.loo_rows()
     mu, cov = to_data_units(draws, data.center, data.scale)
 
     coords = {
