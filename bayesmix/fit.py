@@ -284,7 +284,7 @@ def storage_for(
             f"{limit / 1024**3:.2f} GB available ({source}), even with z and the pointwise "
             f"log-likelihood thinned to one draw per chain; use fewer draws (--draws, now "
             f"{draws}) or chains (--chains, now {chains}), fewer components "
-            f"(mixing.n_components = {k}), "
+            f"({_size_key(spec)} = {k}), "
             + ("" if native else "--engine gibbs (it stores only the kept draws' z), ")
             + f"or set {MEMORY_ENV} if more memory is free"
         )
@@ -332,6 +332,16 @@ def classical_checks(
     if check.get("warning"):
         summary["diagnostics"]["warnings"].append(check["warning"])
     return em
+
+
+def _size_key(spec: ModelSpec) -> str:
+    """The spec key that sets the number of components (truncation, K or k_max)."""
+    t = spec.mixing.type
+    return (
+        "mixing.truncation"
+        if t in ("dp", "pitman_yor")
+        else ("mixing.k_max" if t == "mfm" else "mixing.K")
+    )
 
 
 def _stage(stages: dict[str, float], name: str, since: float) -> float:

@@ -101,23 +101,31 @@ def markdown(result: dict) -> str:
         f"- date: {result['provenance']['date']}",
         f"- versions: {result['provenance']['versions']}",
         "",
-        "| N | posterior.nc | peak RSS | wall | sampling | total (in fit) | z draws kept | "
+        "| N | git | posterior.nc | peak RSS | wall | sampling | total (in fit) | z draws kept | "
         "LOO rows | exit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(result["rows"], key=lambda r: r["n"]):
+    for r in sorted(result["rows"], key=lambda r: (r["n"], r.get("date", ""))):
         st = r.get("storage") or {}
         t = r.get("timing") or {}
         size = r.get("posterior_nc_bytes")
         rss = r.get("peak_rss_bytes")
         lines.append(
-            f"| {r['n']:,} | {size / 1e6:.1f} MB | {rss / 1e9:.2f} GB | {r.get('wall_s', 0):.0f} s"
+            f"| {r['n']:,} | {r.get('git', '?')[:7]} | {size / 1e6:.1f} MB | {rss / 1e9:.2f} GB | {r.get('wall_s', 0):.0f} s"
             f" | {t.get('sampling_s', float('nan')):.0f} s | {t.get('total_s', float('nan')):.0f} s"
             f" | {st.get('z_draws', '?')} of {st.get('z_draws_of', '?')}"
             f" | {st.get('loo_observations', '?')} | {r.get('returncode')} |"
             if size is not None and rss is not None
-            else f"| {r['n']:,} | failed | | | | | | | {r.get('returncode')} |"
+            else f"| {r['n']:,} | {r.get('git', '?')[:7]} | failed | | | | | | | {r.get('returncode')} |"
         )
+    lines += ["", "Stage seconds inside `fit` (run.json):", ""]
+    for r in sorted(result["rows"], key=lambda r: (r["n"], r.get("date", ""))):
+        stages = (r.get("timing") or {}).get("stages")
+        if stages:
+            text = ", ".join(f"{k.removesuffix('_s')} {v:.0f}" for k, v in stages.items())
+            lines.append(f"- N = {r['n']:,} ({r.get('git', '?')[:7]}): {text}")
+    if result.get("notes"):
+        lines += ["", *[f"Note: {note}" for note in result["notes"]]]
     lines += ["", "Commands:", ""]
     lines += [f"- `{r['command']}`" for r in sorted(result["rows"], key=lambda r: r["n"])]
     lines += ["", f"Driver: `{result['provenance']['command']}`", ""]
@@ -137,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     path = OUT_DIR / f"{NAME}.json"
     old = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    rows = [r for r in old.get("rows", []) if r["n"] not in set(args.n)]
+    prov = provenance(["benchmarks.large_n_storage"] + list(argv or sys.argv[1:]))
+    # one row per (N, git revision): measurements of other revisions stay in the record
+    rows = [r for r in old.get("rows", []) if (r["n"], r.get("git")) not in
+            {(n, prov["git"]) for n in args.n}]  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bayesmix-large-"))
     try:
         for n in args.n:
             print(f"N = {n:,} ...", file=sys.stderr, flush=True)
-            row = run_one(n, args, work)
+            row = run_one(n, args, work) | {"git": prov["git"], "date": prov["date"]}
             print(json.dumps(row)[:600], file=sys.stderr, flush=True)
             rows.append(row)
             result = {
