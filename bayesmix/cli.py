@@ -177,6 +177,13 @@ def _print_clusters(summary: dict) -> None:
             "  * its rows change cluster from draw to draw (cohesion < 0.8): read its "
             "parameters with care"
         )
+    storage = summary.get("storage") or {}
+    note = (storage.get("memory") or {}).get("note")
+    if note:
+        print(f"  memory: {note}")
+    loo = summary.get("loo") or {}
+    if loo.get("subsample"):
+        print(f"  {loo['subsample']}: elpd_loo {loo['elpd']:.1f} (SE {loo['se']:.1f}), scaled to N")
     mem = summary.get("membership")
     if mem:
         print(

@@ -245,9 +245,11 @@ def k_summary(pmf: dict[str, float], level: float = LEVEL) -> dict[str, Any]:
 
 def prior_k_entry(n: int, spec: ModelSpec, summary: dict | None = None) -> dict[str, Any]:
     """Prior of K+ for n observations (from the fit's summary when it holds it)."""
-    from bayesmix.priors import prior_k_from_spec
+    from bayesmix.priors import prior_k_from_spec, prior_k_skipped
 
     stored = (summary or {}).get("prior_n_clusters")
+    if not stored and prior_k_skipped(n, spec):  # hours of exact recursion: say so instead
+        raise InputError(prior_k_skipped(n, spec))
     d = stored if stored else prior_k_from_spec(n, spec).to_dict()
     return k_summary(d["pmf"]) | {"description": d.get("description", "")}
 

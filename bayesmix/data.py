@@ -83,7 +83,41 @@ class _Table:
     is_file: bool = False
 
 
-def _read_table(path: Path) -> _Table:
+def _read_parquet(path: Path, columns: list[str] | None) -> _Table:
+    """A Parquet file through pyarrow, reading only ``columns`` when given (the others are
+    never loaded: memory about the size of the selected columns, twice over while they are
+    converted); a missing column gets the same message as for a text file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = str(path)
+    try:
+        names = list(pq.read_schema(path).names)
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{name}: cannot parse file as Parquet ({first})") from None
+    names = [c for c in names if not c.startswith("__index_level_")]
+    if columns:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise InputError(
+                f"{name}: column '{missing[0]}' not found (available: {', '.join(names)})"
+            )
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns else names)
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{name}: cannot read Parquet file ({first})") from None
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    return _Table(frame.reset_index(drop=True), name, is_file=True)
+
+
+def _read_table(path: Path, columns: list[str] | None = None) -> _Table:
     name = str(path)
     if not path.exists():
         shipped = DATASETS_DIR / f"{name}.csv"
@@ -104,7 +138,7 @@ def _read_table(path: Path) -> _Table:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            return _Table(pd.read_parquet(path), name, is_file=True)
+            return _read_parquet(path, columns)
         return _read_text(path, "\t" if suffix in (".tsv", ".tab") else ",")
     except InputError:
         raise
@@ -237,9 +271,9 @@ def _drop_unnamed_first(table: _Table, columns: list[str] | None) -> None:
     table.notes.append(note)
 
 
-def _as_frame(data: object) -> _Table:
+def _as_frame(data: object, columns: list[str] | None = None) -> _Table:
     if isinstance(data, (str, Path)):
-        return _read_table(Path(data))
+        return _read_table(Path(data), columns)
     if isinstance(data, pd.DataFrame):
         return _Table(data, "<DataFrame>")
     if isinstance(data, pd.Series):
@@ -327,9 +361,12 @@ def load_data(
     return _dataset(_read_checked(data, columns), columns, dropna)
 
 
-def _read_checked(data: object, columns: list[str] | None) -> _Table:
-    """The table as read, with string column names and row names taken out."""
-    table = _as_frame(data)
+def _read_checked(data: object, columns: list[str] | None, also: tuple[str, ...] = ()) -> _Table:
+    """The table as read (a Parquet file: only ``columns`` and ``also``, when columns are
+    given), with string column names and row names taken out."""
+    table = _as_frame(
+        data, list(columns) + [c for c in also if c not in columns] if columns else None
+    )
     if table.frame.shape[0] == 0:
         raise InputError(f"{table.source}: has a header but no data rows")
     table.frame.columns = [str(c) for c in table.frame.columns]
@@ -381,7 +418,7 @@ def load_groups(
     key]``; the file's row names, if any, are kept. The ``by`` column is never a feature.
     Rows without a group are an error (dropped with ``dropna``).
     """
-    table = _read_checked(data, columns)
+    table = _read_checked(data, columns, also=(by,))
     frame, source = table.frame, table.source
     if by not in frame.columns:
         raise InputError(

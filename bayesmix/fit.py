@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,15 @@ from bayesmix.posterior.analysis import analyse, assignments_table
 from bayesmix.posterior.assemble import build_datatree
 from bayesmix.posterior.counts import count_table
 from bayesmix.posterior.kernel_check import choose_covariance, kernel_family_check
+from bayesmix.posterior.storage import (
+    MEMORY_ENV,
+    StoragePlan,
+    available_memory,
+    describe_memory,
+    fit_storage,
+)
 from bayesmix.posterior.summary import summarize
-from bayesmix.priors import prior_k_from_spec
+from bayesmix.priors import prior_k_from_spec, prior_k_skipped
 from bayesmix.spec import DEFAULT_MODEL, ModelSpec, load_spec
 from bayesmix.versions import versions
 
@@ -131,9 +139,11 @@ def run_engine(
     progress: bool,
     cores: int | None = None,
     thin: int = 1,
+    z_draws: int | None = None,
 ) -> Draws:
     """Dispatch to the NUTS or Gibbs engine (standardised data in, standardised draws out);
-    ``thin`` applies to the Gibbs engines."""
+    ``thin`` and ``z_draws`` (z kept for that many draws per chain) apply to the Gibbs
+    engines."""
     common = dict(chains=chains, draws=draws, tune=tune, seed=seed, progress=progress, cores=cores)
     if engine is Engine.NUTS:
         from bayesmix.engines.nuts import sample_nuts
@@ -147,7 +157,7 @@ def run_engine(
         algorithm = {Engine.GIBBS: "blocked", Engine.SUBCLUSTER: "subcluster"}.get(
             engine, "collapsed"
         )
-        return sample_gibbs(spec, x, algorithm=algorithm, thin=thin, **common)
+        return sample_gibbs(spec, x, algorithm=algorithm, thin=thin, z_draws=z_draws, **common)
     raise InputError(f"unknown engine '{engine}' (choose {', '.join(ENGINE_CHOICES)})")
 
 
@@ -185,27 +195,40 @@ def fit(
     opts = spec.sampler
     engine_name = resolve_engine(spec, engine or opts.engine)
     seed = opts.seed if seed is None else int(seed)
+    n_chains = chains or opts.chains
+    n_draws = draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws)
+    plan, memory = storage_for(dataset, spec, engine_name, n_chains, n_draws)
+    if memory.get("note") and progress:
+        print(f"note: {memory['note']}", file=sys.stderr)
     draws_obj = run_engine(
         spec,
         dataset.standardized,
         engine_name,
         sampler=sampler or opts.sampler,
-        chains=chains or opts.chains,
-        draws=draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws),
+        chains=n_chains,
+        draws=n_draws,
         tune=opts.tune if tune is None else tune,
         seed=seed,
         progress=progress,
         cores=cores,
         thin=opts.gibbs_thin,
+        z_draws=plan.z_draws if plan.z_thinned else None,
     )
-    dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command})
+    stages: dict[str, float] = {}
+    t_stage = time.perf_counter()
+    dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command}, plan=plan)
+    t_stage = _stage(stages, "assemble_s", t_stage)
     summary = summarize(dt, engine_info=draws_obj.info)
+    t_stage = _stage(stages, "summary_s", t_stage)
+    summary["storage"] = plan.to_dict() | {"memory": memory}
     em = None
     if analyse_clusters:
         dt, extra = analyse(dt, seed=seed, tied=summary["n_clusters"]["tied_with_mode"])
         summary.update(extra)
+        t_stage = _stage(stages, "analysis_s", t_stage)
         if classical:
             em = classical_checks(summary, dataset, spec, em_screen)
+            t_stage = _stage(stages, "classical_s", t_stage)
         summary["counts"] = count_table(summary)
     total = time.perf_counter() - t0
     info = {k: v for k, v in draws_obj.info.items() if _jsonable(v)}
@@ -218,7 +241,15 @@ def fit(
         "engine": {k: info.pop(k) for k in MACHINE_DEPENDENT if k in info},
         "cpus": os.cpu_count(),
     }
-    summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
+    skipped = prior_k_skipped(dataset.n_obs, spec)
+    if skipped:
+        summary["prior_n_clusters"] = None
+        summary["prior_n_clusters_note"] = skipped
+    else:
+        summary["prior_n_clusters"] = prior_k_from_spec(dataset.n_obs, spec).to_dict()
+    _stage(stages, "prior_k_s", t_stage)
+    run["timing"]["stages"] = stages
+    run["timing"]["total_s"] = round(time.perf_counter() - t0, 3)
     summary["versions"] = versions()
     summary["command"] = command
     summary["data"]["notes"] = list(dataset.notes)
@@ -227,6 +258,46 @@ def fit(
         summary["kernel_choice"] = kernel_choice
     dt.attrs["versions"] = str(summary["versions"])
     return FitResult(dt, summary, dataset, spec, em, run)
+
+
+def storage_for(
+    dataset: Dataset, spec: ModelSpec, engine: Engine, chains: int, draws: int
+) -> tuple[StoragePlan, dict]:
+    """The storage plan (``posterior/storage.py``) and the memory estimate, checked against
+    the memory available (``BAYESMIX_MEMORY_LIMIT`` or MemAvailable) before sampling: z and
+    the pointwise log-likelihood are thinned to fit (``memory["note"]`` says so), and when
+    even that cannot fit, an InputError names the options that shrink the fit.
+
+    The estimate has no machine-dependent part, except ``limit`` and ``source``, which are
+    therefore kept out of the returned dict (and so of summary.json) unless thinning was
+    needed."""
+    n, d = dataset.n_obs, dataset.n_features
+    k = max(1, int(spec.mixing.n_components or 20))
+    if engine is Engine.SUBCLUSTER and spec.mixing.type == "dp":  # its atoms + the rest mass
+        from bayesmix.engines.gibbs.driver import SUBCLUSTER_CAP
+
+        k = SUBCLUSTER_CAP + 1
+    native = engine.is_gibbs and engine is not Engine.COLLAPSED
+    limit, source = available_memory()
+    plan, est = fit_storage(n, d, k, chains, draws, native_z=native, limit=limit)
+    out = {
+        "estimate_bytes": int(est["total"]),
+        "formula": "data + params + z + loglik + analysis + base (storage.memory_estimate)",
+    }
+    if not est["fits"]:
+        raise InputError(
+            f"this fit needs about {describe_memory(est)} of memory, more than the "
+            f"{limit / 1024**3:.2f} GB available ({source}), even with z and the pointwise "
+            f"log-likelihood thinned to one draw per chain; use fewer draws (--draws, now "
+            f"{draws}) or chains (--chains, now {chains}), fewer components "
+            f"({_size_key(spec)} = {k}), "
+            + ("" if native else "--engine gibbs (it stores only the kept draws' z), ")
+            + f"or set {MEMORY_ENV} if more memory is free"
+        )
+    if plan.reason:
+        out["note"] = plan.reason + f" ({source})"
+        out["limit_bytes"] = int(limit)
+    return plan, out
 
 
 def resolve_covariance(spec: ModelSpec, dataset: Dataset) -> tuple[ModelSpec, dict | None, dict]:
@@ -267,6 +338,23 @@ def classical_checks(
     if check.get("warning"):
         summary["diagnostics"]["warnings"].append(check["warning"])
     return em
+
+
+def _size_key(spec: ModelSpec) -> str:
+    """The spec key that sets the number of components (truncation, K or k_max)."""
+    t = spec.mixing.type
+    return (
+        "mixing.truncation"
+        if t in ("dp", "pitman_yor")
+        else ("mixing.k_max" if t == "mfm" else "mixing.K")
+    )
+
+
+def _stage(stages: dict[str, float], name: str, since: float) -> float:
+    """Record the seconds since ``since`` as ``stages[name]``; returns now."""
+    now = time.perf_counter()
+    stages[name] = round(now - since, 3)
+    return now
 
 
 def _jsonable(v: object) -> bool:

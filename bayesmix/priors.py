@@ -166,14 +166,59 @@ def _max_expected_finite(n: int, K: int) -> float:
 # --------------------------------------------------------------------------
 
 
+DP_FFT_N = 5000  # above this n the DP's K+ pmf comes from its generating function (O(k log k))
+_FFT_TAIL = 1e-16  # P(K+ > k_top | alpha) bound at the largest alpha used
+
+
+def dp_k_top(n: int, alpha: float, tail: float = _FFT_TAIL) -> int:
+    """A k_top with P(K+ > k_top | alpha) <= ``tail`` under DP(alpha), n observations.
+
+    K+ is a sum of independent Bernoulli(alpha / (alpha + i)), i = 0..n-1, with mean mu, so
+    the Chernoff bound P(K+ >= k) <= exp(-mu) (e mu / k)^k (k > mu) applies; it grows with
+    alpha, so the k_top of the largest alpha serves every smaller one.
+    """
+    mu = float(expected_k_dp(n, alpha))
+    k = max(int(math.ceil(mu)) + 1, 8)
+    log_tail = math.log(tail)
+    while k < n and -mu + k * (1.0 + math.log(mu) - math.log(k)) > log_tail:
+        k += max(1, k // 20)
+    return min(n, k + 1)
+
+
+def dp_pmf_fft(n: int, alphas: np.ndarray, k_top: int) -> np.ndarray:
+    """P(K+ = k | alpha), k = 1..k_top, for each alpha (rows), from the probability
+    generating function E[t^K+] = prod_i (i + alpha t)/(i + alpha) = (alpha t)^(n) / (alpha)^(n)
+    = Gamma(alpha t + n) Gamma(alpha) / (Gamma(alpha t) Gamma(alpha + n)), evaluated with the
+    complex log-gamma at M >= k_top + 1 points t_l = exp(2 pi i (l + 1/2) / M) (never a pole)
+    and inverted by one FFT: p_k = (1/M) sum_l G(t_l) t_l^-k, exact up to aliasing,
+    p_k - p_{k+M} + ..., i.e. at most P(K+ > k_top) (``dp_k_top``), plus the rounding of
+    log Gamma at argument ~n (relative 1e-16 of n log n: ~2e-9 at n = 1e6, ~1e-12 at 1e4).
+    Cost O(M log M) per alpha, whatever n.
+    """
+    m = max(16, 1 << int(math.ceil(math.log2(k_top + 1))))
+    a = np.asarray(alphas, dtype=float).reshape(-1, 1)
+    t = np.exp(2j * np.pi * (np.arange(m) + 0.5) / m)
+    at = a * t[None, :]
+    norm = special.gammaln(a) - special.gammaln(a + n)
+    g = np.exp(special.loggamma(at + n) - special.loggamma(at) + norm)
+    coef = np.fft.fft(g, axis=1) / m * np.exp(-1j * np.pi * np.arange(m) / m)[None, :]
+    return np.clip(coef.real[:, 1 : k_top + 1], 0.0, None)
+
+
 def dp_k_pmf(n: int, alpha: float) -> np.ndarray:
     """P(K+ = k), k = 1..n, under DP(alpha) with n observations (Antoniak 1974).
 
     Poisson-binomial recursion over the independent new-table indicators
     Bernoulli(alpha / (alpha + i)); only the numerically non-zero band of k is updated.
-    Entries below ~1e-308 come out as exact zeros.
+    Entries below ~1e-308 come out as exact zeros. For n > ``DP_FFT_N``: ``dp_pmf_fft`` up to
+    k_top with P(K+ > k_top) <= 1e-16 (zeros above).
     """
     n, alpha = _count("n", n), _positive("alpha", alpha)
+    if n > DP_FFT_N:
+        k_top = dp_k_top(n, alpha)
+        out = np.zeros(n)
+        out[:k_top] = dp_pmf_fft(n, np.array([alpha]), k_top)[0]
+        return out / out.sum()
     f = np.zeros(n + 1)
     f[1] = 1.0
     lo, top = 1, 1  # f is zero outside lo..top
@@ -290,13 +335,24 @@ def _harmonic(m: int) -> float:
 
 
 def dp_gamma_k_pmf(n: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray:
-    """P(K+ = k), k = 1..n, under DP(alpha), alpha ~ Gamma(a, rate b), integrated over alpha."""
+    """P(K+ = k), k = 1..n, under DP(alpha), alpha ~ Gamma(a, rate b), integrated over alpha.
+
+    For n > ``DP_FFT_N`` the pmf given alpha is ``dp_pmf_fft``, truncated at the k_top of
+    the alpha whose Gamma upper tail is 1e-14: the neglected mass is at most 1e-16 + 1e-14."""
     n, a, b = _count("n", n), _positive("shape", a), _positive("rate", b)
     f0 = np.zeros(n)
     f0[0] = 1.0
     if n == 1:
         return f0
     small = _TAIL_MASS / _harmonic(n - 1)  # P(K+ > 1 | alpha) <= alpha H_{n-1}
+    if n > DP_FFT_N:  # k <= k_top of the largest alpha integrated (the 1e-14 Gamma quantile)
+        hi = float(special.gammainccinv(a, _TAIL_MASS)) / b
+        k_top = dp_k_top(n, hi)
+        f0 = f0[:k_top]
+        pmf = _gamma_mixture(lambda x: dp_pmf_fft(n, x, k_top), f0, a, b, small, tol)
+        out = np.zeros(n)
+        out[:k_top] = _clean(pmf)
+        return out
     return _clean(_gamma_mixture(lambda x: _dp_pmf_grid(n, x), f0, a, b, small, tol))
 
 
@@ -410,6 +466,25 @@ def _prior_k_mixing(
     else:
         pmf = finite_gamma_k_pmf(n, K, shape, rate)
     return _result(pmf, n, f"finite(K={K}, {conc}), N={n}")
+
+
+PRIOR_EXACT_MAX_N = 20_000  # past this N only the DP's prior of K+ is computed (fast path)
+
+
+def prior_k_skipped(n: int, spec: Any) -> str | None:
+    """Why ``prior_k_from_spec`` is not run for n observations, or None when it is.
+
+    The DP's prior costs O(k log k) per quadrature node at any n (``dp_pmf_fft``). The
+    other mixings' exact recursions cost O(n k_max) per node (minutes at n = 1e5 for the
+    static MFM), so past ``PRIOR_EXACT_MAX_N`` they are not computed, and the outputs say so.
+    """
+    if n <= PRIOR_EXACT_MAX_N or spec.mixing.type == "dp":
+        return None
+    return (
+        f"prior of K+ not computed: the exact recursion for the {spec.mixing.type} mixing "
+        f"costs O(N k) per quadrature node, and N = {n:,} > {PRIOR_EXACT_MAX_N:,} "
+        "(the DP's prior is computed at any N)"
+    )
 
 
 def prior_k_from_spec(n: int, spec: Any) -> PriorK:

@@ -515,3 +515,49 @@ def test_to_dict_drops_only_the_tiny_tail():
         1, abs=1e-10
     )
     assert json.loads(json.dumps(d)) == d
+
+
+# ---------------------------------------------------------------- large N: the DP's FFT path
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 9.0])
+def test_dp_fft_path_matches_the_recursion_at_moderate_n(alpha, monkeypatch):
+    """n = 6000 > DP_FFT_N: the generating-function pmf, truncated where the Chernoff bound
+    puts P(K+ > k_top) below 1e-16, against the full Poisson-binomial recursion, to 1e-11."""
+    import bayesmix.priors as P
+
+    n = 6000
+    fast = P.dp_k_pmf(n, alpha)
+    monkeypatch.setattr(P, "DP_FFT_N", 10**9)
+    full = P.dp_k_pmf(n, alpha)
+    k_top = P.dp_k_top(n, alpha)
+    assert full[k_top:].sum() < 1e-16  # the neglected mass, as bounded
+    np.testing.assert_allclose(fast, full, rtol=0, atol=1e-11)
+
+
+def test_dp_gamma_fft_path_matches_the_full_computation(monkeypatch):
+    """alpha ~ Gamma(2, 1), n = 6000: truncated FFT mixture against the log-Stirling one."""
+    import bayesmix.priors as P
+
+    fast = P.dp_gamma_k_pmf(6000, 2.0, 1.0)
+    monkeypatch.setattr(P, "DP_FFT_N", 10**9)
+    full = P.dp_gamma_k_pmf(6000, 2.0, 1.0)
+    np.testing.assert_allclose(fast, full, rtol=0, atol=1e-10)
+
+
+def test_dp_prior_at_a_million_rows_is_a_proper_pmf_with_the_exact_mean():
+    import bayesmix.priors as P
+
+    n = 1_000_000
+    pmf = P.dp_k_pmf(n, 1.0)
+    assert len(pmf) == n and pmf.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.dot(np.arange(1, n + 1), pmf) == pytest.approx(P.expected_k_dp(n, 1.0), rel=1e-7)
+
+
+def test_prior_k_skipped_only_past_the_exact_limit():
+    import bayesmix.priors as P
+    from bayesmix.spec import load_spec
+
+    assert P.prior_k_skipped(P.PRIOR_EXACT_MAX_N, load_spec("mfm")) is None
+    assert "not computed" in P.prior_k_skipped(P.PRIOR_EXACT_MAX_N + 1, load_spec("mfm"))
+    assert P.prior_k_skipped(10**6, load_spec("dp")) is None

@@ -27,7 +27,10 @@ class Draws:
       kernel_params: name -> the kernel's random hyperparameters: the scale C0 (C, S, D, D) of
               a semi-conjugate kernel with a hierarchical scale, or b0 / psi0 (C, S) of a
               conjugate one (standardised scale)
-      z:    (C, S, N) int    allocations, when the engine samples them natively
+      z:    (C, S, N) int    allocations, when the engine samples them natively; (C, S_z, N)
+            when it kept only the draws ``z_draws`` (K+ of every draw then comes from
+            ``sample_stats["n_occupied"]``)
+      z_draws: (S_z,) the draw indices (within each chain) whose z is in ``z``; None = all
       sample_stats: name -> (C, S) array (e.g. ``diverging``)
       timing: ``compile_s`` and ``sampling_s`` in seconds
     """
@@ -38,6 +41,7 @@ class Draws:
     concentration: np.ndarray | None
     engine: str  # an engines.names.Engine value
     z: np.ndarray | None = None
+    z_draws: np.ndarray | None = None
     sampler: str | None = None  # the NUTS backend (nutpie, pymc); None for Gibbs
     params: dict[str, np.ndarray] = field(default_factory=dict)  # the mixing's, by name
     kernel_params: dict[str, np.ndarray] = field(default_factory=dict)

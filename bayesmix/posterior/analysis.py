@@ -23,8 +23,11 @@ MAX_DRAWS = 4000  # draws used for relabelling and for the partition (thinned ev
 MEMBERSHIP_THRESHOLD = 0.9  # "uncertain" membership: P(z_i = its cluster | data) below this
 
 
-def _params(dt: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flattened (S, ...) w, mu, cov in data units and z (stored dtype), S = chain x draw."""
+def _params(
+    dt: xr.DataTree,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flattened (S, ...) w, mu, cov in data units, S = chain x draw; z (S_z, N) in its stored
+    dtype and the flat draw index (chain * draws + draw) of each of its rows."""
     post = dt["posterior"]
     w = post["w"].values
     c, s, k = w.shape
@@ -33,8 +36,20 @@ def _params(dt: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         cov = (post["sigma"].values ** 2).reshape(c * s, k, 1, 1)
     else:
         cov = post["cov"].values.reshape(c * s, k, mu.shape[-1], mu.shape[-1])
-    z = dt["allocations"]["z"].values.reshape(c * s, -1)
-    return w.reshape(c * s, k), mu, cov, z
+    zda = dt["allocations"]["z"]
+    z = zda.values.reshape(-1, zda.shape[-1])
+    z_draw = _z_draws(dt)
+    z_flat = (np.arange(c)[:, None] * s + z_draw[None, :]).ravel()
+    return w.reshape(c * s, k), mu, cov, z, z_flat
+
+
+def _z_draws(dt: xr.DataTree) -> np.ndarray:
+    """The draw indices (within each chain) whose z is stored: the ``z_draw`` coordinate
+    (files before the storage policy: every draw)."""
+    alloc = dt["allocations"]
+    if "z_draw" in alloc["z"].dims:
+        return np.asarray(alloc["z_draw"].values, dtype=np.int64)
+    return np.arange(alloc["z"].shape[1])
 
 
 def _thin_index(c: int, s: int, max_draws: int) -> tuple[np.ndarray, int]:
@@ -58,7 +73,14 @@ def kplus_mode(kplus: np.ndarray) -> int:
 
 
 def pointwise_loo(dt: xr.DataTree) -> tuple[np.ndarray, dict] | tuple[None, None]:
-    """PSIS-LOO pointwise elpd and the summary (ArviZ)."""
+    """PSIS-LOO pointwise elpd (ArviZ) on the stored rows, and the summary.
+
+    When the log-likelihood is stored for a random subsample of m of the N rows
+    (``storage.LOO_MAX_OBS``), the totals are simple-random-sampling estimates:
+    elpd = N mean_i elpd_i, p_loo = N mean_i p_i, and
+    se^2 = N s^2 + N^2 (1 - m/N) s^2 / m, s^2 the sample variance of elpd_i over the m rows
+    (the first term is ArviZ's se of a full-data elpd, the second the subsampling error).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -66,14 +88,28 @@ def pointwise_loo(dt: xr.DataTree) -> tuple[np.ndarray, dict] | tuple[None, None
     except Exception as exc:  # noqa: BLE001 - LOO is optional output
         return None, {"error": str(exc)}
     k = np.asarray(loo.pareto_k)
-    return np.asarray(loo.elpd_i), {
+    elpd_i = np.asarray(loo.elpd_i, dtype=float)
+    n = int(dt["observed_data"]["x"].shape[0])
+    m = int(elpd_i.size)
+    out = {
         "elpd": float(loo.elpd),
         "se": float(loo.se),
         "p_loo": float(loo.p),
         "n_pareto_k_bad": int(np.sum(k > loo.good_k)),
         "pareto_k_threshold": float(loo.good_k),
         "max_pareto_k": float(np.max(k)),
+        "n_observations": m,
     }
+    if m < n:
+        var = float(np.var(elpd_i, ddof=1)) if m > 1 else 0.0
+        out.update(
+            elpd=float(n * elpd_i.mean()),
+            se=float(np.sqrt(n * var + n * n * (1.0 - m / n) * var / m)),
+            p_loo=float(loo.p) * n / m,
+            subsample=f"LOO on {m:,} of {n:,} observations (random subsample, fixed seed)",
+            elpd_subsample_sum=float(loo.elpd),
+        )
+    return elpd_i, out
 
 
 def point_partition(z: np.ndarray, max_n: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -86,7 +122,7 @@ def point_partition(z: np.ndarray, max_n: int, seed: int) -> tuple[np.ndarray, n
     n = z.shape[1]
     rng = np.random.default_rng(seed)
     idx = np.arange(n) if n <= max_n else np.sort(rng.choice(n, max_n, replace=False))
-    zs = z[:, idx]
+    zs = np.asarray(z[:, idx], dtype=np.int64)  # S x min(N, max_n)
     p = part.psm(zs)
     labels_sub, loss = part.salso(zs, loss="VI", seed=seed, psm=p)
     certainty_sub = part.membership_certainty(labels_sub, p)
@@ -115,17 +151,9 @@ def point_partition(z: np.ndarray, max_n: int, seed: int) -> tuple[np.ndarray, n
     certainty = np.empty(n)
     labels[idx], certainty[idx] = labels_sub, certainty_sub
     rest = np.setdiff1d(np.arange(n), idx)
-    k = int(labels_sub.max() + 1)
-    for start in range(0, len(rest), 256):
-        block = rest[start : start + 256]
-        share = np.zeros((len(block), k))
-        for s in range(z.shape[0]):
-            same = z[s, block][:, None] == zs[s][None, :]
-            for c in range(k):
-                share[:, c] += same[:, labels_sub == c].mean(axis=1)
-        share /= z.shape[0]
-        labels[block] = share.argmax(axis=1)
-        certainty[block] = share.max(axis=1)
+    share = part.join_share(z, idx, labels_sub, rest)
+    labels[rest] = share.argmax(axis=1)
+    certainty[rest] = share.max(axis=1)
     info["note"] = (
         f"partition estimated on {max_n} random observations; others joined by co-clustering"
     )
@@ -153,21 +181,24 @@ def analyse(
     ``tied``: the K+ values tied with the mode within Monte Carlo error (summary.json's
     ``n_clusters.tied_with_mode``), used by ``choose_k``.
     """
-    w_all, mu_all, cov_all, z_all = _params(dt)
+    w_all, mu_all, cov_all, z_all, z_flat = _params(dt)
     c, s = dt["posterior"]["w"].shape[:2]
     x = dt["observed_data"]["x"].values
-    keep, _ = _thin_index(c, s, MAX_DRAWS)
-    labels, co_clustering, partition_info = point_partition(
-        z_all[keep].astype(np.int64), max_n, seed
-    )
+    keep, _ = _thin_index(c, len(z_flat) // c, MAX_DRAWS)  # rows of z_all, evenly per chain
+    labels, co_clustering, partition_info = point_partition(z_all[keep], max_n, seed)
     kplus = dt["allocations"]["n_clusters"].values.reshape(-1)
     k_hat, why = choose_k(kplus, tied, partition_info["n_clusters"])
     with_mode = np.flatnonzero(kplus == k_hat)
-    sel = _thin(with_mode, MAX_DRAWS)
+    stored = np.flatnonzero(kplus[z_flat] == k_hat)  # rows of z_all with K+ = k_hat
+    if len(stored) == 0:  # z kept for too few draws to hold one with K+ = k_hat
+        k_hat = kplus_mode(kplus[z_flat])
+        why += f"; z is stored for no draw with it, so K+ = {k_hat}, the mode among stored draws"
+        with_mode = np.flatnonzero(kplus == k_hat)
+        stored = np.flatnonzero(kplus[z_flat] == k_hat)
+    rows = _thin(stored, MAX_DRAWS)
+    sel = z_flat[rows]
     chain_of = sel // s
-    ident = ident_mod.identify(
-        w_all[sel], mu_all[sel], cov_all[sel], z_all[sel].astype(np.int64), x, k_hat, seed
-    )
+    ident = ident_mod.identify(w_all[sel], mu_all[sel], cov_all[sel], z_all[rows], x, k_hat, seed)
     clusters = ident_mod.summarise_clusters(ident, chain_of if c > 1 else None)
     elpd_i, loo_info = pointwise_loo(dt)
 
@@ -179,7 +210,9 @@ def analyse(
     alloc["partition"] = ("obs_id", labels.astype(np.int32))
     alloc["co_clustering"] = ("obs_id", co_clustering)
     if elpd_i is not None:
-        alloc["loo_elpd"] = ("obs_id", elpd_i)
+        full = np.full(alloc.sizes["obs_id"], np.nan)
+        full[np.asarray(dt["log_likelihood"]["obs_id"].values, dtype=np.int64)] = elpd_i
+        alloc["loo_elpd"] = ("obs_id", full)
     dt["allocations"] = xr.DataTree(alloc)
     partition_info["draws_used"] = int(len(keep))
     partition_info["co_clustering_mean"] = float(np.mean(co_clustering))
@@ -189,6 +222,7 @@ def analyse(
         "draws_with_k": int(len(with_mode)),
         "share": float(len(with_mode) / kplus.size),
         "draws_used": int(len(sel)),
+        "draws_with_z": int(len(z_flat)),
         "relabelling": ident["method"],
         "why": why,
         "rule": (

@@ -24,15 +24,26 @@ MIN_DRAWS_PER_CHAIN_FOR_RHAT = 50
 WEAK_COHESION = 0.8  # below: the cluster's rows change from draw to draw
 
 
+_BLOCK = 1 << 22  # labels per block of draws when a pass over z is chunked
+
+
+def _blocks(s: int, n: int):
+    step = max(1, _BLOCK // max(n, 1))
+    for a in range(0, s, step):
+        yield a, min(s, a + step)
+
+
 def occupied_components(z: np.ndarray, k_hat: int, n_components: int) -> np.ndarray:
     """occ (S, k_hat): the labels that hold data in each draw, ascending.
 
     Every row of ``z`` must use exactly ``k_hat`` distinct labels of 0..n_components-1.
+    Works in blocks of draws (O(S K) memory beyond z).
     """
-    z = np.asarray(z, dtype=np.int64)
-    s = z.shape[0]
+    z = np.asarray(z)
+    s, n = z.shape
     present = np.zeros((s, n_components), dtype=bool)
-    present[np.arange(s)[:, None], z] = True
+    for a, b in _blocks(s, n):
+        present[np.arange(a, b)[:, None], z[a:b]] = True
     if not np.all(present.sum(axis=1) == k_hat):
         raise ValueError(f"every draw must have exactly {k_hat} occupied labels")
     return np.argsort(~present, axis=1, kind="stable")[:, :k_hat]
@@ -40,11 +51,31 @@ def occupied_components(z: np.ndarray, k_hat: int, n_components: int) -> np.ndar
 
 def compact(z: np.ndarray, occ: np.ndarray, n_components: int) -> np.ndarray:
     """z relabelled to 0..k_hat-1 by each draw's position in ``occ``: zc[s, i] = j with
-    occ[s, j] = z[s, i]."""
+    occ[s, j] = z[s, i] (the smallest integer type that holds 0..k_hat-1)."""
     s, k_hat = occ.shape
+    z = np.asarray(z)
+    dtype = np.int8 if k_hat < 128 else (np.int16 if k_hat < 32768 else np.int64)
     lookup = np.full((s, n_components), -1, dtype=np.int64)
     lookup[np.arange(s)[:, None], occ] = np.arange(k_hat)[None, :]
-    return np.take_along_axis(lookup, np.asarray(z, dtype=np.int64), axis=1)
+    out = np.empty(z.shape, dtype=dtype)
+    for a, b in _blocks(s, z.shape[1]):
+        out[a:b] = np.take_along_axis(lookup[a:b], z[a:b].astype(np.int64), axis=1)
+    return out
+
+
+def label_counts(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(per observation: how many draws put it in each label (N, k); per draw: the size of
+    each label (S, k)), in blocks of draws: O(N k + S k) memory beyond z."""
+    s, n = z.shape
+    per_obs = np.zeros((n, k))
+    sizes = np.zeros((s, k))
+    for a, b in _blocks(s, n):
+        zb = z[a:b]
+        for c in range(k):
+            hit = zb == c
+            per_obs[:, c] += hit.sum(axis=0)
+            sizes[a:b, c] = hit.sum(axis=1)
+    return per_obs, sizes
 
 
 def _gather(a: np.ndarray, occ: np.ndarray) -> np.ndarray:
@@ -120,14 +151,17 @@ def identify(
         method = "ECR + Stephens (KL)"
     _, w_new, _, _ = relabel.apply_permutation(perms, w=wc)
     perms = _order_by_weight(perms, w_new)
-    z_new, w_new, mu_new, cov_new = relabel.apply_permutation(perms, z=zc, w=wc, mu=muc, cov=covc)
-    counts = np.zeros((n, k_hat))
-    np.add.at(counts, (np.tile(np.arange(n), s), z_new.ravel()), 1.0)
+    _, w_new, mu_new, cov_new = relabel.apply_permutation(perms, w=wc, mu=muc, cov=covc)
+    z_new = zc  # relabelled in place, block by block: z_new[s, i] = perms[s, zc[s, i]]
+    for a, b in _blocks(s, n):
+        z_new[a:b] = np.take_along_axis(perms[a:b], zc[a:b].astype(np.int64), axis=1)
+    counts, sizes = label_counts(z_new, k_hat)
     return {
         "w": w_new,
         "mu": mu_new,
         "cov": cov_new,
         "z": z_new,
+        "sizes": sizes,
         "membership": counts / s,
         "method": method,
     }
@@ -155,8 +189,9 @@ def summarise_clusters(ident: dict, chain: np.ndarray | None = None) -> list[dic
     coh = cohesion(ident["membership"])
     s, k = w.shape
     d = mu.shape[2]
-    sizes = np.zeros((s, k))
-    np.add.at(sizes, (np.repeat(np.arange(s), z.shape[1]), z.ravel()), 1.0)
+    sizes = ident.get("sizes")
+    if sizes is None:
+        sizes = label_counts(z, k)[1]
     sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
     corr = cov / (sd[..., :, None] * sd[..., None, :])
     out = []

@@ -721,3 +721,44 @@ def membership_certainty(c, psm) -> np.ndarray:
     many = size > 1
     out[many] = within[many] / (size[many] - 1)
     return out
+
+
+# --------------------------------------------------------------------------- joining the rest
+
+
+@nb.njit(nogil=True, cache=True)
+def _share_into(z, sub, labels_sub, n_labels, rest, out):  # pragma: no cover - compiled
+    """out[r, c] += sum_s #{j in subset cluster c: z[s, sub_j] = z[s, rest_r]} (see below)."""
+    s_total = z.shape[0]
+    k = out.shape[1]
+    table = np.zeros((n_labels, k))
+    for s in range(s_total):
+        table[:, :] = 0.0
+        for j in range(sub.shape[0]):
+            table[z[s, sub[j]], labels_sub[j]] += 1.0
+        for r in range(rest.shape[0]):
+            lab = z[s, rest[r]]
+            for c in range(k):
+                out[r, c] += table[lab, c]
+
+
+def join_share(z, sub, labels_sub, rest) -> np.ndarray:
+    """share[r, c] = (1/S) sum_s (1/|C_c|) #{j in C_c : z_s,sub_j = z_s,rest_r}: for each row
+    ``rest[r]`` outside the SALSO subset, the mean over draws of the share of subset cluster
+    C_c's members with which it shares a component (a count table per draw: O(S (N k +
+    n_subset)) time, O(N k + K k) memory beyond z; z any integer dtype)."""
+    z = np.ascontiguousarray(z)
+    labels_sub = np.ascontiguousarray(labels_sub, dtype=np.int64)
+    k = int(labels_sub.max()) + 1
+    out = np.zeros((len(rest), k))
+    n_labels = int(z.max(initial=0)) + 1
+    _share_into(
+        z,
+        np.ascontiguousarray(sub, dtype=np.int64),
+        labels_sub,
+        n_labels,
+        np.ascontiguousarray(rest, dtype=np.int64),
+        out,
+    )
+    sizes = np.bincount(labels_sub, minlength=k).astype(float)
+    return out / (z.shape[0] * sizes[None, :])

@@ -537,6 +537,8 @@ def _loo_row(summary: dict, n_obs: int | None) -> dict:
     detail = f"elpd_loo {fnum(_first(loo, 'elpd', 'elpd_loo'), 4)} (SE {fnum(loo.get('se'), 2)})"
     if loo.get("max_pareto_k") is not None:
         detail += f", max k {fnum(loo['max_pareto_k'], 2)}"
+    if loo.get("subsample"):  # "LOO on m of N observations (...)": totals scaled to N
+        detail += f"; {loo['subsample']}, totals scaled to all rows"
     return _row(
         f"PSIS-LOO Pareto k > {threshold:.2g}",
         f"{bad} observation(s)",

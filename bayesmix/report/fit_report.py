@@ -116,6 +116,9 @@ def _log_normal(x: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return -0.5 * np.sum(y**2, axis=0) - np.log(np.diag(chol)).sum()
 
 
+MAX_FIGURE_POINTS = 20_000  # the data-and-fit figure subsamples larger data (fixed seed)
+
+
 def data_section(data: FitData, figs: FigureSet) -> dict:
     out = {"notes": [], "figure": None}
     if data.x is None or data.posterior is None:
@@ -129,11 +132,20 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
     assign = data.assignment
     if assign is None:
         out["notes"].append(_na("Cluster membership (colours by cluster)"))
+    x_all = data.x
+    if data.n_obs > MAX_FIGURE_POINTS:  # figures of a random subset: legible and fast
+        idx = C.subsample_draws(data.n_obs, MAX_FIGURE_POINTS, seed=0)
+        x_all = data.x[idx]
+        assign = None if assign is None else np.asarray(assign)[idx]
+        out["notes"].append(
+            f"The data-and-fit figure shows a random subset of {len(idx):,} of the "
+            f"{data.n_obs:,} observations (fixed seed)."
+        )
     colours = occupied  # identified cluster c is drawn in colour c, numbered c + 1
     numbers = {k: k + 1 for k in occupied}
     d = data.n_features
     if d == 1:
-        band = C.density_band(data.x[:, 0], data.posterior)
+        band = C.density_band(x_all[:, 0], data.posterior)
         comps = []
         if rel is not None:
             m = rel.mean()
@@ -147,7 +159,7 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
                         "colour": col,
                     }
                 )
-        fig = P.density_1d_figure(data.x[:, 0], band, comps, cols[0], assign)
+        fig = P.density_1d_figure(x_all[:, 0], band, comps, cols[0], assign)
         out["figure"] = figs.add(
             "data_fit",
             fig,
@@ -190,7 +202,7 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
         "between ellipses (uncertain membership) and ellipses that cover no data."
     )
     if d == 2:
-        fig = P.scatter_2d_figure(data.x, cols, assign, ellipses)
+        fig = P.scatter_2d_figure(x_all, cols, assign, ellipses)
         out["figure"] = figs.add(
             "data_fit", fig, f"Scatter of {cols[0]} and {cols[1]} with cluster ellipses", caption
         )
@@ -207,7 +219,7 @@ def data_section(data: FitData, figs: FigureSet) -> dict:
         }
         for e in ellipses
     ]
-    fig = P.pairs_figure(data.x[:, shown], [cols[j] for j in shown], assign, sub)
+    fig = P.pairs_figure(x_all[:, shown], [cols[j] for j in shown], assign, sub)
     out["figure"] = figs.add(
         "data_fit", fig, "Pairs plot of the features with cluster ellipses", caption
     )

@@ -128,7 +128,19 @@ def _params(g: _Group | None) -> Params | None:
         cov = (flat(g["sigma"].astype(float)) ** 2)[..., None, None]
     else:
         return None
-    return Params(flat(w), mu, cov)
+    return Params(flat(w), *_fill_empty(mu, cov))
+
+
+def _fill_empty(mu: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components stored as NaN (weight exactly 0, ``io.storage_tree``) get mu = 0 and
+    Sigma = I, so that weighted sums over components stay finite (their weight is 0)."""
+    bad = np.isnan(mu).any(axis=-1)
+    if not bad.any():
+        return mu, cov
+    mu = np.where(bad[..., None], 0.0, mu)
+    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
+    cov = np.where(bad[..., None, None], eye, cov)
+    return mu, cov
 
 
 def _read_assignments(path: Path) -> list[dict] | None:
@@ -208,7 +220,7 @@ def _fill(data: FitData, dt) -> None:
     alloc = groups.get("allocations")
     if alloc is not None:
         if "z" in alloc:
-            data.z = _flat(alloc["z"].astype(np.int64))  # (chain, draw, obs_id) -> (S, N)
+            data.z = _flat(alloc["z"])  # (chain, z_draw, obs_id) -> (S_z, N), stored dtype
         if "n_clusters" in alloc:
             data.kplus = alloc["n_clusters"]
         if "partition" in alloc:

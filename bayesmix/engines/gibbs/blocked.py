@@ -47,12 +47,18 @@ def blocked_update_given_z(
 
 @njit(cache=True, nogil=True)
 def save_draw(s, z, logw, mu, lc, state, out_z, out_w, out_mu, out_cov, out_state):
-    """Copy the chain's current draw into row s of the outputs (Sigma = L L^T)."""
+    """Copy the chain's current draw into row s of the outputs (Sigma = L L^T).
+
+    z is kept for R = out_z.shape[0] of the S = out_w.shape[0] draws: draw s when
+    (s R) mod S < R, in row s R // S (every draw when R = S; storage.even_rows)."""
     n = z.shape[0]
     for j in range(out_state.shape[1]):
         out_state[s, j] = state[j]
-    for i in range(n):
-        out_z[s, i] = z[i]
+    rows, total = out_z.shape[0], out_w.shape[0]
+    if (s * rows) % total < rows:
+        r = (s * rows) // total
+        for i in range(n):
+            out_z[r, i] = z[i]
     store_params(s, logw, mu, lc, out_w, out_mu, out_cov)
 
 

@@ -42,6 +42,7 @@ from bayesmix.engines.gibbs import blocked, collapsed, subcluster, telescoping
 from bayesmix.engines.names import Engine
 from bayesmix.errors import InputError
 from bayesmix.kernels import niw, semiconj
+from bayesmix.posterior.storage import even_rows, label_dtype
 from bayesmix.spec import ModelSpec
 
 ALGORITHMS = ("blocked", "collapsed", "subcluster")
@@ -75,6 +76,7 @@ class ChainConfig:
     kern: int = semiconj.CONJUGATE  # the kernel's code (bayesmix.kernels.semiconj)
     hs: tuple[float, ...] = (0.0, 0.0, 0.0)  # semi-conjugate hyperparameters (semiconj.layout)
     threads: int = 1  # subcluster only: numba threads of the chain's parallel sweep
+    z_rows: int = 0  # draws whose z is kept (storage.even_rows); 0 = every draw
 
 
 def semi_hyper(spec: ModelSpec, x: np.ndarray) -> tuple[float, ...]:
@@ -213,8 +215,13 @@ def _slots(cfg: ChainConfig, n: int) -> int:
 
 
 def _alloc(cfg: ChainConfig, n: int, d: int, draws: int) -> dict[str, np.ndarray]:
+    if cfg.algorithm == "collapsed":  # collapsed_params needs every draw's z (int32 labels)
+        zshape, zdt = (draws, n), np.int32
+    else:  # labels < n_components: the smallest type; only the kept draws
+        rows = cfg.z_rows if 0 < cfg.z_rows < draws else draws
+        zshape, zdt = (rows, n), label_dtype(_slots(cfg, n))
     out = {
-        "z": np.zeros((draws, n), np.int32),
+        "z": np.zeros(zshape, zdt),
         "state": np.zeros((draws, mixings.STATE_SIZE)),
         "k": np.zeros(draws, np.int64),
     }
@@ -301,7 +308,7 @@ def _warmup(cfg: ChainConfig, d: int) -> float:
     """Tiny run of every kernel with the real argument types: JIT compile or cache load time."""
     t0 = time.perf_counter()
     xt = np.ascontiguousarray(np.linspace(-1.5, 1.5, 6 * d).reshape(6, d) ** 3)
-    small = dataclasses.replace(cfg, draws=2, tune=1, thin=1)
+    small = dataclasses.replace(cfg, draws=2, tune=1, thin=1, z_rows=0)
     state0 = np.zeros(mixings.STATE_SIZE)
     state0[0] = 1.0
     state0[5] = 0.25 if cfg.kind == mixings.PITMAN_YOR else 0.0
@@ -544,6 +551,7 @@ def sample_gibbs(
     split_merge: int = 1,
     executor: str = "threads",
     threads: int | None = None,
+    z_draws: int | None = None,
 ) -> Draws:
     """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
 
@@ -564,6 +572,9 @@ def sample_gibbs(
     ``algorithm="subcluster"``: the parallel sub-cluster sweep (``subcluster.py``); each
     chain's sweep runs in ``threads`` numba threads (default: the cores over the chains that
     run at once), and min(chains, cores // threads) chains run at once.
+    ``z_draws``: keep z for only that many draws per chain (``storage.even_rows``; the
+    blocked and telescoping kernels store only those, the collapsed one thins after its
+    per-draw parameters); K+ stays in ``sample_stats["n_occupied"]`` for every draw.
     """
     xa = np.asarray(x, dtype=np.float64)
     if xa.ndim == 1:
@@ -579,6 +590,8 @@ def sample_gibbs(
     if not (isinstance(split_merge, int) and split_merge >= 0):
         raise InputError(f"split_merge must be a non-negative integer, got {split_merge!r}")
     cfg = _config(spec, xa, algorithm, draws, tune, thin, label_moves, split_merge)
+    if z_draws is not None and 0 < int(z_draws) < draws:
+        cfg = dataclasses.replace(cfg, z_rows=int(z_draws))
 
     # seeds: chain c -> (numba chain seed, numba post-processing seed) + numpy Generator
     kids = np.random.SeedSequence(seed).spawn(chains)
@@ -644,6 +657,12 @@ def sample_gibbs(
                 r[key] = np.ascontiguousarray(r[key][:, :k_out])
             _fill_empty_slots(r, rng, cfg)
     sampling_s = time.perf_counter() - t0
+    z_index = None
+    if cfg.z_rows:
+        z_index = even_rows(cfg.draws, cfg.z_rows)
+        if cfg.algorithm == "collapsed":
+            for r in results:
+                r["z"] = r["z"][z_index]
 
     stack = lambda key: np.stack([r[key] for r in results])  # noqa: E731
     sample_stats = {"log_likelihood": stack("ll"), "n_occupied": stack("k")}
@@ -711,6 +730,7 @@ def sample_gibbs(
             algorithm, Engine.SUBCLUSTER
         ),
         z=stack("z"),
+        z_draws=z_index,
         kernel_params=kernel_params,
         sample_stats=sample_stats,
         timing={"compile_s": compile_s, "sampling_s": sampling_s},
