@@ -221,7 +221,9 @@ def render(rep: dict[str, Any]) -> str:
         "",
         f"`{prov['command']}`, {prov['date']}; {rep['run_s']:.0f} s in all.",
         "",
-        f"- Machine: {prov['machine']}; git {prov['git']}.",
+        f"- Machine: {prov['machine']}; git {prov['git']}; load average (1, 5, 15 min) at "
+        f"start {[round(v, 2) for v in rep['load_average']['start']]}, at end "
+        f"{[round(v, 2) for v in rep['load_average']['end']]}.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + ".",
         "- "
         + __doc__.split("Data (``make``):")[1].split("Per cell:")[0].strip().replace("\n", " "),
@@ -322,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         print(MARK + json.dumps(run_cell(json.loads(args.cell))), flush=True)
         return 0
     t0 = time.perf_counter()
+    load0 = os.getloadavg()
     cells = grid(args.quick)
     if args.only:
         parts = set(args.only.split(","))
@@ -342,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": provenance(["benchmarks.large_n", *(argv or sys.argv[1:])]),
         "seed": SEED,
         "run_s": time.perf_counter() - t0,
+        "load_average": {"start": load0, "end": os.getloadavg()},
         "cells": results,
         "complete": len(results) == len(cells),
     }
