@@ -99,3 +99,17 @@ def test_saved_log_likelihood_is_that_of_the_saved_draw(name):
         dens = [multivariate_normal(mu[k], cov[k]).logpdf(x) for k in np.flatnonzero(on)]
         want = logsumexp(np.log(w[on])[:, None] + np.array(dens), axis=0).sum()
         assert dr.sample_stats["log_likelihood"][0, s] == pytest.approx(want, rel=1e-9)
+
+
+def test_em_bic_subsamples_large_n(monkeypatch):
+    """Past EM_MAX_ROWS rows, EM + BIC runs on a fixed random subsample and says so."""
+    from bayesmix import classical
+
+    monkeypatch.setattr(classical, "EM_MAX_ROWS", 300)
+    x = three_blobs(200)
+    em = classical.em_selection(x, k_max=4, families=("full",))
+    assert em["settings"]["rows"] == 300 and em["settings"]["of_rows"] == 600
+    assert "on a random 300 of the 600 rows" in em["method"]
+    again = classical.em_selection(x, k_max=4, families=("full",))
+    assert again["bic"] == em["bic"]  # the same subsample
+    assert em["best_bic"] == 3
