@@ -106,8 +106,13 @@ class FitResult:
             write_json(out / RUN_NAME, self.run)
 
 
-def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
-    """'auto' -> collapsed Gibbs for conjugate priors (blocked Gibbs for a mixing the
+SUBCLUSTER_AUTO_N = 20_000  # rows from which 'auto' picks the sub-cluster engine
+LARGE_N_BUDGET = 4e7  # point-sweeps per chain of the sub-cluster engine's default run
+
+
+def resolve_engine(spec: ModelSpec, engine: str | Engine, n_obs: int | None = None) -> Engine:
+    """'auto' -> collapsed Gibbs for conjugate priors (the sub-cluster engine from
+    SUBCLUSTER_AUTO_N rows on, for the mixings it serves; blocked Gibbs for a mixing the
     collapsed sampler cannot serve, should one be added), blocked or telescoping Gibbs for
     semi-conjugate ones, NUTS otherwise."""
     try:
@@ -121,9 +126,21 @@ def resolve_engine(spec: ModelSpec, engine: str | Engine) -> Engine:
             return Engine.NUTS
         from bayesmix import mixings
 
-        collapsible = "collapsed" in mixings.info(spec.mixing).algorithms
-        return Engine.COLLAPSED if collapsible else Engine.GIBBS
+        algorithms = mixings.info(spec.mixing).algorithms
+        if n_obs is not None and n_obs >= SUBCLUSTER_AUTO_N and "subcluster" in algorithms:
+            return Engine.SUBCLUSTER
+        return Engine.COLLAPSED if "collapsed" in algorithms else Engine.GIBBS
     return chosen
+
+
+def large_n_sweeps(engine: Engine, n_obs: int, draws: int, tune: int) -> tuple[int, int]:
+    """(draws, tune) for the sub-cluster engine when the user set neither: a budget of about
+    LARGE_N_BUDGET point-sweeps per chain, so that a chain's sweeps cost about the same at any
+    N (at least 200 draws and 100 tuning sweeps; the spec's values when smaller)."""
+    if engine is not Engine.SUBCLUSTER:
+        return draws, tune
+    scaled = max(200, int(LARGE_N_BUDGET / max(1, n_obs)))
+    return min(draws, scaled), min(tune, max(100, scaled // 4))
 
 
 def run_engine(
@@ -193,10 +210,19 @@ def fit(
     if spec.kernel.covariance == "auto":
         spec, em_screen, kernel_choice = resolve_covariance(spec, dataset)
     opts = spec.sampler
-    engine_name = resolve_engine(spec, engine or opts.engine)
+    engine_name = resolve_engine(spec, engine or opts.engine, dataset.n_obs)
     seed = opts.seed if seed is None else int(seed)
     n_chains = chains or opts.chains
     n_draws = draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws)
+    n_tune = opts.tune if tune is None else tune
+    if draws is None and tune is None:
+        n_draws, n_tune = large_n_sweeps(engine_name, dataset.n_obs, n_draws, n_tune)
+        if progress and (n_draws, n_tune) != (opts.gibbs_draws, opts.tune):
+            print(
+                f"note: {n_draws} draws after {n_tune} tuning sweeps per chain for "
+                f"N = {dataset.n_obs:,} (--draws, --tune to change)",
+                file=sys.stderr,
+            )
     plan, memory = storage_for(dataset, spec, engine_name, n_chains, n_draws)
     if memory.get("note") and progress:
         print(f"note: {memory['note']}", file=sys.stderr)
@@ -207,7 +233,7 @@ def fit(
         sampler=sampler or opts.sampler,
         chains=n_chains,
         draws=n_draws,
-        tune=opts.tune if tune is None else tune,
+        tune=n_tune,
         seed=seed,
         progress=progress,
         cores=cores,

@@ -113,3 +113,17 @@ def test_em_bic_subsamples_large_n(monkeypatch):
     again = classical.em_selection(x, k_max=4, families=("full",))
     assert again["bic"] == em["bic"]  # the same subsample
     assert em["best_bic"] == 3
+
+
+def test_auto_engine_and_sweeps_at_large_n():
+    from bayesmix.fit import LARGE_N_BUDGET, SUBCLUSTER_AUTO_N, large_n_sweeps, resolve_engine
+
+    dp = load_spec("dp")
+    assert resolve_engine(dp, "auto", SUBCLUSTER_AUTO_N - 1) is Engine.COLLAPSED
+    assert resolve_engine(dp, "auto", SUBCLUSTER_AUTO_N) is Engine.SUBCLUSTER
+    assert resolve_engine(load_spec("pitman_yor"), "auto", 10**6) is Engine.COLLAPSED
+    assert resolve_engine(dp, "collapsed", 10**6) is Engine.COLLAPSED  # an explicit choice
+    n = 10**5
+    assert large_n_sweeps(Engine.SUBCLUSTER, n, 5000, 1000) == (int(LARGE_N_BUDGET / n), 100)
+    assert large_n_sweeps(Engine.SUBCLUSTER, 10**7, 5000, 1000) == (200, 100)
+    assert large_n_sweeps(Engine.COLLAPSED, n, 5000, 1000) == (5000, 1000)
