@@ -127,3 +127,13 @@ def test_auto_engine_and_sweeps_at_large_n():
     assert large_n_sweeps(Engine.SUBCLUSTER, n, 5000, 1000) == (int(LARGE_N_BUDGET / n), 100)
     assert large_n_sweeps(Engine.SUBCLUSTER, 10**7, 5000, 1000) == (200, 100)
     assert large_n_sweeps(Engine.COLLAPSED, n, 5000, 1000) == (5000, 1000)
+
+
+def test_constant_kplus_warning_knows_the_start():
+    """The sub-cluster chains start from one cluster: a constant K+ > 1 means each moved."""
+    from bayesmix.posterior.diagnostics import constant_warning
+
+    moved = constant_warning("K+", np.full((2, 5), 6), Engine.SUBCLUSTER, [0.0, 0.0])
+    assert "started from one cluster" in moved
+    stayed = constant_warning("K+", np.full((2, 5), 1), Engine.SUBCLUSTER, [0.0, 0.0])
+    assert "no chain ever left its starting partition" in stayed

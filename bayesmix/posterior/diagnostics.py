@@ -127,6 +127,12 @@ def constant_warning(
         rate = f" (split-merge acceptance {100 * max(sm):.2f}% at most)"
     gibbs = engine is Engine.GIBBS and collapsible
     extra = "; --engine collapsed has split-merge moves" if gibbs else ""
+    if engine is Engine.SUBCLUSTER and name == "K+" and v.flat[0] != 1:
+        return (  # its chains start from one cluster, so each of them moved to this K+
+            f"K+ = {v.flat[0]:g} in every draw of every chain{rate}; every chain started from "
+            "one cluster and reached it during tuning, so the posterior is likely sure of it, "
+            "but R-hat and ESS cannot confirm it; another --seed checks"
+        )
     return (
         f"{name} = {v.flat[0]:g} in every draw of every chain{rate}: either the posterior is "
         "sure of it, or no chain ever left its starting partition; R-hat and ESS cannot tell "
