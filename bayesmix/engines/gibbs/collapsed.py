@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from bayesmix.engines.gibbs.blocked import store_params
-from bayesmix.engines.gibbs.split_merge import split_merge
+from bayesmix.engines.gibbs.split_merge import log_counts, scratch, split_merge
 from bayesmix.engines.gibbs.start import init_by_centres
 from bayesmix.kernels.niw import (
     DIAG,
@@ -130,10 +130,7 @@ def collapsed_chain(
     lp0 = np.empty(n)
     for i in range(n):
         lp0[i] = cl_logpred(x, i, 0, mean0, scl0, cst0, q0, tp[0], fam, u)
-    logn = np.empty(n + 2)
-    logn[0] = NEG_INF
-    for j in range(1, n + 2):
-        logn[j] = math.log(j)
+    logn = log_counts(n)
     # log(n - sigma) for existing clusters (sigma = 0: the log n table), refreshed when sigma
     # changes; r[t] and V_n(t) memoised per sweep (NaN = not computed)
     lwn = np.empty(n + 2)
@@ -170,20 +167,7 @@ def collapsed_chain(
     psi = np.zeros((d, d))
     wl = np.zeros((d, d))
     m0, k0, psi0 = hyp[0], hyp[1], hyp[3]
-    tmp = (
-        np.zeros(2, np.int64),
-        np.zeros((2, d)),
-        np.zeros((2, d, d)),
-        np.zeros(2),
-        np.zeros((2, d)),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(d),
-        np.zeros((3, d)),
-        np.zeros((3, d, d)),
-        np.zeros((d, d)),
-        np.zeros((d, d)),
-    )
+    tmp = scratch(n, d)
     for it in range(it0, it0 + n_iter):
         sig = registry.sigma_of(kind, state)
         if sig != lwn_sigma:

@@ -23,6 +23,7 @@ its first kernel call, so the same seed gives identical output whatever the numb
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import multiprocessing as mp
@@ -30,6 +31,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -336,65 +338,60 @@ def _run_chain(
 
     ``stop`` (thread runs) is checked between chunks of sweeps: set, the chain ends early.
     """
+    with _chain_threads(cfg):
+        n, d = x.shape
+        load_s = _warmup(cfg, d) if warm else 0.0
+        st = _init_state(cfg, n, d, state0)
+        out = _alloc(cfg, n, d, cfg.draws)
+        total = cfg.tune + cfg.draws * cfg.thin
+        bounds = np.unique(np.linspace(0, total, _N_CHUNKS + 1).round().astype(int))
+        t0, c0 = time.perf_counter(), time.thread_time()
+        last = t0
+        for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            _kernel_call(cfg, x, st, out, int(a), int(b - a), seeds[0] if j == 0 else -1)
+            now = time.perf_counter()
+            # A line at the end of each chain, and every few seconds on long runs.
+            if progress and (b == total or now - last > _PROGRESS_EVERY_S):
+                last = now
+                print(
+                    f"{cfg.algorithm} gibbs chain {chain}: {100 * b // total:3d}% "
+                    f"({b}/{total} sweeps, {time.perf_counter() - t0:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        sweep_s, sweep_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
+        t1 = time.perf_counter()
+        if cfg.algorithm == "collapsed":
+            _collapsed_post(cfg, x, out, _collapsed_slots(cfg, out), seeds[1])
+        post_s = time.perf_counter() - t1
+        out.update(
+            accept=st["state"][2] / st["state"][3] if st["state"][3] > 0 else math.nan,
+            accept_discount=st["state"][7] / st["state"][8] if st["state"][8] > 0 else math.nan,
+            sm_accept=float(st["state"][4]),
+            cap_hits=float(st["state"][mixings.K_SLOT]),  # subcluster DP only
+            log_step=float(st["state"][1]),
+            load_s=load_s,
+            sweep_s=sweep_s,
+            sweep_cpu_s=sweep_cpu_s,
+            post_s=post_s,
+        )
+        return out
+
+
+@contextlib.contextmanager
+def _chain_threads(cfg: ChainConfig) -> Iterator[None]:
+    """The sub-cluster chain's numba threads (thread-local in numba), restored afterwards."""
     if cfg.algorithm != "subcluster":
-        return _run_chain_body(cfg, x, chain, seeds, state0, progress, warm, stop)
-    before = numba.get_num_threads()  # thread-local in numba: this chain's parallel sweep
+        yield
+        return
+    before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(cfg.threads, numba.config.NUMBA_NUM_THREADS)))
     try:
-        return _run_chain_body(cfg, x, chain, seeds, state0, progress, warm, stop)
+        yield
     finally:
         numba.set_num_threads(before)
-
-
-def _run_chain_body(
-    cfg: ChainConfig,
-    x: np.ndarray,
-    chain: int,
-    seeds: tuple[int, int],
-    state0: np.ndarray,
-    progress: bool,
-    warm: bool,
-    stop: threading.Event | None,
-) -> dict:
-    n, d = x.shape
-    load_s = _warmup(cfg, d) if warm else 0.0
-    st = _init_state(cfg, n, d, state0)
-    out = _alloc(cfg, n, d, cfg.draws)
-    total = cfg.tune + cfg.draws * cfg.thin
-    bounds = np.unique(np.linspace(0, total, _N_CHUNKS + 1).round().astype(int))
-    t0, c0 = time.perf_counter(), time.thread_time()
-    last = t0
-    for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        if stop is not None and stop.is_set():
-            raise KeyboardInterrupt
-        _kernel_call(cfg, x, st, out, int(a), int(b - a), seeds[0] if j == 0 else -1)
-        now = time.perf_counter()
-        # A line at the end of each chain, and every few seconds on long runs.
-        if progress and (b == total or now - last > _PROGRESS_EVERY_S):
-            last = now
-            print(
-                f"{cfg.algorithm} gibbs chain {chain}: {100 * b // total:3d}% "
-                f"({b}/{total} sweeps, {time.perf_counter() - t0:.1f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    sweep_s, sweep_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
-    t1 = time.perf_counter()
-    if cfg.algorithm == "collapsed":
-        _collapsed_post(cfg, x, out, _collapsed_slots(cfg, out), seeds[1])
-    post_s = time.perf_counter() - t1
-    out.update(
-        accept=st["state"][2] / st["state"][3] if st["state"][3] > 0 else math.nan,
-        accept_discount=st["state"][7] / st["state"][8] if st["state"][8] > 0 else math.nan,
-        sm_accept=float(st["state"][4]),
-        cap_hits=float(st["state"][mixings.K_SLOT]),  # subcluster DP / Pitman-Yor only
-        log_step=float(st["state"][1]),
-        load_s=load_s,
-        sweep_s=sweep_s,
-        sweep_cpu_s=sweep_cpu_s,
-        post_s=post_s,
-    )
-    return out
 
 
 # --------------------------------------------------------------------------

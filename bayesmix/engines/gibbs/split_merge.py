@@ -19,6 +19,35 @@ from bayesmix.kernels.niw import (
 
 
 @njit(cache=True, nogil=True)
+def log_counts(n):
+    """log j for j = 0..n+1 (-inf at 0): the allocation weights of ``split_merge``."""
+    logn = np.empty(n + 2)
+    logn[0] = -np.inf
+    for j in range(1, n + 2):
+        logn[j] = math.log(j)
+    return logn
+
+
+@njit(cache=True, nogil=True)
+def scratch(n, d):
+    """The work arrays ``split_merge`` takes as ``tmp`` (its docstring names them)."""
+    return (
+        np.zeros(2, np.int64),
+        np.zeros((2, d)),
+        np.zeros((2, d, d)),
+        np.zeros(2),
+        np.zeros((2, d)),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.zeros(d),
+        np.zeros((3, d)),
+        np.zeros((3, d, d)),
+        np.zeros((d, d)),
+        np.zeros((d, d)),
+    )
+
+
+@njit(cache=True, nogil=True)
 def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
     cnt[k] = tcnt[s]
     cst[k] = tcst[s]

@@ -62,7 +62,7 @@ import numpy as np
 from numba import njit, prange
 
 from bayesmix.engines.gibbs.blocked import store_params
-from bayesmix.engines.gibbs.split_merge import split_merge
+from bayesmix.engines.gibbs.split_merge import log_counts, scratch, split_merge
 from bayesmix.kernels.niw import (
     FULL,
     draw_params_all,
@@ -70,6 +70,7 @@ from bayesmix.kernels.niw import (
     predictive_tables,
 )
 from bayesmix.mixings import mfm, registry
+from bayesmix.numerics.linalg import logsumexp
 from bayesmix.numerics.rng import log_gamma_rv
 
 NEG_INF = -np.inf
@@ -365,13 +366,7 @@ def compact(z, t_slots, cnt, sx, sxx, remap):
 @njit(cache=True, nogil=True)
 def _normalise(logw, m):
     """logw[:m] -= logsumexp(logw[:m]); logw[m:] = -inf."""
-    mx = NEG_INF
-    for k in range(m):
-        mx = max(mx, logw[k])
-    s = 0.0
-    for k in range(m):
-        s += math.exp(logw[k] - mx)
-    lse = mx + math.log(s)
+    lse = logsumexp(logw, m)
     for k in range(m):
         logw[k] -= lse
     for k in range(m, logw.shape[0]):
@@ -415,15 +410,6 @@ def weights_given_z(kind, state, kk_lab, t, cnt, logw, z, key, nch):
         j += 1
     logw[j] = rest
     return j, j + 1, True, rest > lmin
-
-
-@njit(cache=True, nogil=True)
-def _urn(kind, state, t, kk_lab, n, logpk, vtab):
-    """(r[t], sigma, c1) of the split-merge prior ratio with t clusters before a split."""
-    labelled, c1 = registry.split_merge_constants(kind, state)
-    sig = registry.sigma_of(kind, state)
-    r = 0.0 if labelled else registry.urn_r(kind, t, state, kk_lab, n, logpk, vtab)
-    return r, sig, c1
 
 
 @njit(cache=True, nogil=True)
@@ -509,15 +495,12 @@ def subcluster_chain(
     act = np.zeros(slots, np.int64)
     pos = np.zeros(slots, np.int64)
     free = np.zeros(slots, np.int64)
-    vtab = np.empty(n + 3)
-    rtab = np.empty(n + 3)
+    vtab = np.full(n + 3, np.nan)  # the urn's memoised log V_n(t) and r[t] (NaN: not yet);
+    rtab = np.full(n + 3, np.nan)  # they depend on the state, so reset when it changes
     hyper_random = hp[0] == 0.0 or hp[3] == 0.0
     # the split-merge move's tables and scratch (its own collapsed slot state is not kept)
     tc, tp = predictive_tables(n + 1, d, hyp, fam)
-    logn = np.empty(n + 2)
-    logn[0] = NEG_INF
-    for j in range(1, n + 2):
-        logn[j] = math.log(j)
+    logn = log_counts(n)
     lwn = np.zeros(n + 2)
     sm_slots = (
         cnt,
@@ -527,20 +510,7 @@ def subcluster_chain(
         np.zeros((slots, d)),
         np.zeros(slots),
     )
-    tmp = (
-        np.zeros(2, np.int64),
-        np.zeros((2, d)),
-        np.zeros((2, d, d)),
-        np.zeros(2),
-        np.zeros((2, d)),
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-        np.zeros(d),
-        np.zeros((3, d)),
-        np.zeros((3, d, d)),
-        np.zeros((d, d)),
-        np.zeros((d, d)),
-    )
+    tmp = scratch(n, d)
     if it0 == 0:  # one cluster: the split moves find the groups (started from many
         # clusters, merges wait on a proposal for each over-split pair)
         z[:] = 0
@@ -553,12 +523,12 @@ def subcluster_chain(
     else:
         t = compact(z, slots, cnt, sx, sxx, remap)
     for it in range(it0, it0 + n_iter):
-        vtab[:] = np.nan
         # 1. hyperparameters | partition (and K | K+ for a static MFM)
         if hyper_random:
             na, _ = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
             registry.collapsed_update(kind, state, hp, it, tune, cnt, act, na, n, kk_lab, logpk)
             vtab[:] = np.nan
+            rtab[:] = np.nan
         if kind == registry.MFM:
             state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
         # 2. weights and parameters | z
@@ -571,13 +541,7 @@ def subcluster_chain(
         draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
         t_ll, ll_fac, lw_tail = n_lik, 1.0, NEG_INF
         if sliced and logw[t] > NEG_INF:  # the saved draw lumps the rest on atom t
-            mx = NEG_INF
-            for k in range(t, n_lik):
-                mx = max(mx, logw[k])
-            acc = 0.0
-            for k in range(t, n_lik):
-                acc += math.exp(logw[k] - mx)
-            lw_tail = mx + math.log(acc)  # log of the rest mass
+            lw_tail = logsumexp(logw[t:], n_lik - t)  # log of the rest mass
             t_ll, ll_fac = t, math.exp(lw_tail - logw[t])
         pending = -1
         if it >= tune and (it - tune + 1) % thin == 0:
@@ -619,7 +583,6 @@ def subcluster_chain(
         if n_sm > 0:
             labs, c1 = registry.split_merge_constants(kind, state)
             sig = registry.sigma_of(kind, state)
-            rtab[:] = np.nan
         for _ in range(n_sm):
             nact, nfree = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
             for tt in (nact - 1, nact):
