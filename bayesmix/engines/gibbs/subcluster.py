@@ -147,10 +147,12 @@ def _quad(x, i, mu, li, k, d, fam):
 
 
 @njit(cache=True, nogil=True)
-def _slice_min_chunk(z, logw, key, lo, hi):
+def _slice_min_chunk(z, logw, key, lo, hi, off):
+    """min over points lo..hi-1 of log v_i + log pi_{z_i}; point i's uniform has counter
+    off + i (its index in the whole data set when z is one shard of it)."""
     m = np.inf
     for i in range(lo, hi):
-        m = min(m, math.log(_unif(key, i)) + logw[z[i]])
+        m = min(m, math.log(_unif(key, off + i)) + logw[z[i]])
     return m
 
 
@@ -161,16 +163,17 @@ def slice_min(z, logw, key, nch):
     n = z.shape[0]
     mins = np.empty(nch)
     for ch in prange(nch):
-        mins[ch] = _slice_min_chunk(z, logw, key, ch * n // nch, (ch + 1) * n // nch)
+        mins[ch] = _slice_min_chunk(z, logw, key, ch * n // nch, (ch + 1) * n // nch, 0)
     return mins.min()
 
 
 @njit(cache=True, nogil=True)
 def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, lo, hi,
-             ch, ccnt, csx, csxx):  # fmt: skip
+             ch, ccnt, csx, csxx, off):  # fmt: skip
     """The z step for points lo..hi-1 (``z_pass``); returns their log-likelihood sum.  One exp
     per point and slot: within the slice the weights N(x_i | theta_k) are e_ik / w_k, with
-    e_ik = w_k N(x_i | theta_k) / max_l (...)."""
+    e_ik = w_k N(x_i | theta_k) / max_l (...).  Point i's uniforms have counter off + i (its
+    index in the whole data set when x is one shard of it)."""
     d = x.shape[1]
     key2 = key + np.uint64(1)
     lv = np.empty(n_lik)
@@ -204,7 +207,7 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
             tot += ll_fac * e[t_ll]
         ll += mx + math.log(tot)
         # the categorical over the destinations: w_k N (or N within the slice)
-        lu = math.log(_unif(key, i)) + logw[z[i]] if use_slice else NEG_INF
+        lu = math.log(_unif(key, off + i)) + logw[z[i]] if use_slice else NEG_INF
         ptot = 0.0
         for k in range(n_dest):
             p = 0.0
@@ -223,7 +226,7 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
                     p = math.exp(lv[k] - (logw[k] if use_slice else 0.0) - pm)
                 pr[k] = p
                 ptot += p
-        u = _unif(key2, i) * ptot
+        u = _unif(key2, off + i) * ptot
         t = 0
         acc = pr[0]
         while t < n_dest - 1 and u >= acc:
@@ -257,7 +260,7 @@ def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, k
     n = x.shape[0]
     for ch in prange(nch):
         cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
-                           key, ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx)  # fmt: skip
+                           key, ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx, 0)  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True)
