@@ -13,7 +13,12 @@
    algorithms, on galaxy and Old Faithful: 1 chain x (tune + draws) per run, one warm-up run
    per version and cell first (numba caches warm), then ``--repeats`` timed runs; sweeps per
    second per chain (``Draws.info['sweeps_per_s']``), median over chains and repeats.  The
-   warm-up runs of both versions use the same seed and their ``.w`` and ``.z`` are compared
+   timed runs are spread over ``--rounds`` pairs of fresh worker processes (a warm-up run per
+   cell in each): a process's memory and code layout can shift one version's speed by several
+   per cent for its whole life (Mytkowicz et al. 2009; Curtsinger & Berger 2013, whose remedy
+   is to re-randomise the layout), which one pair of long-lived workers would report as a
+   difference between the versions; each round draws a new layout.  The warm-up runs of both
+   versions in the first round use the same seed and their ``.w`` and ``.z`` are compared
    with ``np.array_equal`` (the golden test's promise: bit-identical draws).
 2. The mixings, new engine only: DP, Pitman-Yor (collapsed and blocked), the static MFM
    (collapsed and telescoping) and the dynamic MFM (collapsed given K, and telescoping;
@@ -44,6 +49,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +96,8 @@ DYNAMIC_ALPHA_PRIOR = {"family": "F", "df1": 6.0, "df2": 3.0}
 class Settings:
     """Run lengths for one benchmark mode."""
 
-    speed_repeats: int = 7
+    speed_repeats: int = 15  # timed runs per version and cell, in all rounds together
+    speed_rounds: int = 5  # pairs of fresh worker processes the repeats are spread over
     speed_tune: int = 500
     speed_draws: int = 20_000
     mix_chains: int = 4
@@ -105,6 +112,7 @@ class Settings:
 FULL = Settings()
 QUICK = Settings(
     speed_repeats=1,
+    speed_rounds=1,
     speed_tune=200,
     speed_draws=1000,
     mix_tune=200,
@@ -253,9 +261,12 @@ def speed_cells() -> list[tuple[str, str, str]]:
     return [(d, s, a) for d in DATASETS for s in SPEED_SPECS for a in ALGORITHMS]
 
 
-def run_speed(workers: dict[str, Worker], st: Settings, work: Path) -> list[dict[str, Any]]:
-    """Warm-up run per version and cell (saved: the identity check), then the timed repeats,
-    alternating old, new, old, new, ..., cells interleaved within each repeat."""
+def run_speed(
+    start: Callable[[], dict[str, Worker]], st: Settings, work: Path
+) -> list[dict[str, Any]]:
+    """Per round, a fresh pair of workers from ``start()``: a warm-up run per version and cell
+    (the first round's are saved for the identity check), then that round's share of the timed
+    repeats, alternating old, new, old, new, ..., cells interleaved within each repeat."""
     cells = speed_cells()
     runs: dict[tuple, list[dict]] = {c: [] for c in cells}
     saved: dict[tuple, dict[str, Path]] = {c: {} for c in cells}
@@ -273,25 +284,36 @@ def run_speed(workers: dict[str, Worker], st: Settings, work: Path) -> list[dict
             "save": None if save is None else str(save),
         }
 
-    def one(cell: tuple, name: str, kind: str, i: int | None) -> None:
-        save = work / f"{name}_{'_'.join(cell)}.npz" if kind == "warm-up" else None
+    def one(workers: dict, cell: tuple, name: str, kind: str, i: int | None, rnd: int) -> None:
+        save = None
+        if kind == "warm-up" and rnd == 0:
+            save = work / f"{name}_{'_'.join(cell)}.npz"
         res = workers[name].ask(job(cell, save))
-        res.update(version=name, kind=kind, repeat=i)
+        res.update(version=name, kind=kind, repeat=i, round=rnd)
         runs[cell].append(res)
-        if kind == "warm-up" and res.get("ok"):
+        if save is not None and res.get("ok"):
             saved[cell][name] = save
         sps = res.get("sweeps_per_s") or [math.nan]
         state = f"{sps[0]:,.0f} sweeps/s" if res.get("ok") else "FAILED"
         rep = "" if i is None else f" #{i + 1}"
-        log(f"{name:3s} {'/'.join(cell)}{rep} ({kind}): {state}")
+        log(f"{name:3s} {'/'.join(cell)}{rep} ({kind}, round {rnd + 1}): {state}")
 
-    for cell in cells:
-        for name in ("old", "new"):
-            one(cell, name, "warm-up", None)
-    for i in range(st.speed_repeats):
-        for cell in cells:
-            for name in ("old", "new"):
-                one(cell, name, "timed", i)
+    rounds = max(1, min(st.speed_rounds, st.speed_repeats))
+    for rnd in range(rounds):
+        workers = start()
+        try:
+            for cell in cells:
+                for name in ("old", "new"):
+                    one(workers, cell, name, "warm-up", None, rnd)
+            for i in range(
+                rnd * st.speed_repeats // rounds, (rnd + 1) * st.speed_repeats // rounds
+            ):
+                for cell in cells:
+                    for name in ("old", "new"):
+                        one(workers, cell, name, "timed", i, rnd)
+        finally:
+            for w in workers.values():
+                w.close()
     rows = []
     for cell in cells:
         data, spec, alg = cell
@@ -329,6 +351,7 @@ def run_speed(workers: dict[str, Worker], st: Settings, work: Path) -> list[dict
             for i in range(st.speed_repeats)
             if ("new", i) in by_rep and ("old", i) in by_rep
         ]
+        row["round_ratios"] = round_ratios(runs[cell], rounds)
         row["identity"] = identity(saved[cell])
         row["hashes"] = {
             name: sorted({(r["w_sha"], r["z_sha"]) for r in runs[cell] if r["version"] == name
@@ -338,6 +361,25 @@ def run_speed(workers: dict[str, Worker], st: Settings, work: Path) -> list[dict
         row["runs"] = runs[cell]
         rows.append(row)
     return rows
+
+
+def round_ratios(runs: list[dict], rounds: int) -> list[float]:
+    """new/old of the median sweeps/s of each round's timed runs (one worker pair each)."""
+    out = []
+    for rnd in range(rounds):
+        med = {}
+        for name in ("old", "new"):
+            sps = [
+                v
+                for r in runs
+                if r["version"] == name and r["kind"] == "timed" and r["round"] == rnd
+                and r.get("ok")
+                for v in r["sweeps_per_s"]
+            ]  # fmt: skip
+            med[name] = statistics.median(sps) if sps else None
+        if med["old"] and med["new"]:
+            out.append(med["new"] / med["old"])
+    return out
 
 
 def identity(paths: dict[str, Path]) -> dict[str, Any]:
@@ -567,14 +609,15 @@ def _speed_md(rows: list[dict], st: dict) -> list[str]:
         "## 1. Old vs new engine: sweeps per second per chain",
         "",
         f"1 chain x ({st['speed_tune']} tune + {st['speed_draws']:,} draws) per run, seed "
-        f"{SEED}, `cores=1`; median over {st['speed_repeats']} timed runs per version (after one "
-        "warm-up run each), old and new alternating. Target: new/old >= "
+        f"{SEED}, `cores=1`; median over {st['speed_repeats']} timed runs per version, spread "
+        f"over {st.get('speed_rounds', 1)} rounds, each a fresh pair of worker processes with a "
+        "warm-up run per version and cell, old and new alternating. Target: new/old >= "
         f"{SPEED_TARGET:.2f}. Identical draws: `np.array_equal` on `.w` and `.z` of the two "
         "versions' warm-up runs (same seed).",
         "",
         "| Data | Spec | Algorithm | old sweeps/s | new sweeps/s | new/old | >= 0.95? | "
-        "paired new/old, min–max | new/old, CPU time | identical draws? |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
+        "paired new/old, min–max | per round new/old | new/old, CPU time | identical draws? |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
         o, n = r["old"]["sweeps_per_s_median"], r["new"]["sweeps_per_s_median"]
@@ -587,6 +630,7 @@ def _speed_md(rows: list[dict], st: dict) -> list[str]:
         lines.append(
             f"| {DATA_LABEL[r['data']]} | `{r['spec']}` | {r['algorithm']} | {_f(o)} | {_f(n)} | "
             f"{_f(ratio, '.3f')} | {met} | {_range(r.get('paired_ratios'))} | "
+            f"{', '.join(f'{v:.3f}' for v in r.get('round_ratios', []))} | "
             f"{_f(r.get('ratio_cpu'), '.3f')} | {same} |"
         )
     lines += [
@@ -594,7 +638,7 @@ def _speed_md(rows: list[dict], st: dict) -> list[str]:
         "sweeps/s = (tune + draws) / the chain's sweep seconds (`Draws.info['sweeps_per_s']`, "
         "the same definition in both versions; post-processing and padding excluded). new/old: "
         "ratio of the medians; paired: new / old of the runs of the same repeat (run back to "
-        "back), to show the run-to-run noise. CPU time: the same ratio with each chain's sweep "
+        "back), to show the run-to-run noise; per round: the ratio of the medians of each pair of worker processes, to show the process-to-process noise. CPU time: the same ratio with each chain's sweep "
         "CPU seconds (`Draws.info['chain_sweep_cpu_s']`, thread time) in place of wall seconds: "
         "less sensitive to other processes on the machine.",
         "",
@@ -734,7 +778,8 @@ def reading(rep: dict) -> str:
             txt += " and missed in " + ", ".join(
                 f"{r['data']} {r['spec']} {r['algorithm']} ({r['ratio']:.3f}: "
                 f"{r['old']['sweeps_per_s_median']:,.0f} -> {r['new']['sweeps_per_s_median']:,.0f}"
-                f" sweeps/s; paired runs {_range(r.get('paired_ratios'))}; on CPU time "
+                f" sweeps/s; paired runs {_range(r.get('paired_ratios'))}; per round "
+                f"{_range(r.get('round_ratios'))}; on CPU time "
                 f"{_f(r.get('ratio_cpu'), '.3f')})"
                 for r in below
             )
@@ -895,12 +940,17 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", default=DEFAULT_BASELINE, help=f"old revision (default {DEFAULT_BASELINE})"
     )
     p.add_argument("--repeats", type=int, default=None, help="timed runs per version and cell")
+    p.add_argument(
+        "--rounds", type=int, default=None, help="fresh worker pairs the repeats are spread over"
+    )
     p.add_argument("--out-dir", default=str(OUT_DIR), help="output directory")
     p.add_argument("--keep-worktree", action="store_true", help="keep the baseline worktree")
     args = p.parse_args(argv)
     st = QUICK if args.quick else FULL
     if args.repeats is not None:
         st = dataclasses.replace(st, speed_repeats=max(1, args.repeats))
+    if args.rounds is not None:
+        st = dataclasses.replace(st, speed_rounds=max(1, args.rounds))
 
     from benchmarks.common import provenance, write_json
 
@@ -935,21 +985,27 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{v.name}: bayesmix from {v.check.get('bayesmix')} (ok: {v.check['ok']})")
             if not v.check["ok"]:
                 errors.append({"stage": f"import check {v.name}", "error": json.dumps(v.check)})
-        workers: dict[str, Worker] = {}
+
+        def start() -> dict[str, Worker]:
+            workers: dict[str, Worker] = {}
+            try:
+                for v in (old, new):
+                    w = Worker(v, work)
+                    workers[v.name] = w
+                    hello.setdefault(v.name, w.hello)
+                    if not w.hello.get("ready"):
+                        raise RuntimeError(f"{v.name} worker: {w.hello.get('error')}")
+            except BaseException:
+                for w in workers.values():
+                    w.close(kill=True)
+                raise
+            return workers
+
         try:
-            for v in (old, new):
-                w = Worker(v, work)
-                hello[v.name] = w.hello
-                if not w.hello.get("ready"):
-                    raise RuntimeError(f"{v.name} worker: {w.hello.get('error')}")
-                workers[v.name] = w
-            speed = run_speed(workers, st, work)
+            speed = run_speed(start, st, work)
         except Exception as exc:  # noqa: BLE001 - record it, keep the rest of the benchmark
             errors.append({"stage": "speed", "error": f"{type(exc).__name__}: {exc}"})
             log(f"speed stage failed: {exc!r}")
-        finally:
-            for w in workers.values():
-                w.close()
         import bayesmix.engines.gibbs  # noqa: F401 - parts 2 and 3 use the tree as it is now
 
         digest_import = tree_digest()
