@@ -168,6 +168,7 @@ def collapsed_chain(
     wl = np.zeros((d, d))
     m0, k0, psi0 = hyp[0], hyp[1], hyp[3]
     tmp = scratch(n, d)
+    no_sums, no_sums2 = np.zeros((0, d)), np.zeros((0, d, d))  # split_merge: no early rejection
     for it in range(it0, it0 + n_iter):
         sig = registry.sigma_of(kind, state)
         if sig != lwn_sigma:
@@ -457,7 +458,7 @@ def collapsed_chain(
                     rtab[tt] = registry.urn_r(kind, tt, state, kfin, n, logpk, vtab)
             nact, nfree, acc = split_merge(
                 x, z, (cnt, mean, scl, cst, q, lw), tmp, act, pos, free, nact, nfree, tc, tp,
-                logn, lwn, rtab, hyp, fam, labelled, sig, c1,
+                logn, lwn, rtab, hyp, fam, labelled, sig, c1, no_sums, no_sums2,
             )  # fmt: skip
             if acc and it >= tune:
                 state[4] += 1.0

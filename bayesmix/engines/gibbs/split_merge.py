@@ -60,9 +60,53 @@ def _copy_slot(s, tcnt, tmean, tscl, tcst, tq, k, cnt, mean, scl, cst, q):
 
 
 @njit(cache=True, nogil=True)
+def moments(n, sx, sxx, xbar, scat):
+    """xbar = sx / n, scatter = sxx - n xbar xbar^T (diagonal clipped at 0) of one cluster."""
+    d = sx.shape[0]
+    for a in range(d):
+        xbar[a] = sx[a] / n if n > 0 else 0.0
+    for a in range(d):
+        for b in range(d):
+            scat[a, b] = sxx[a, b] - n * xbar[a] * xbar[b] if n > 0 else 0.0
+        if scat[a, a] < 0.0:
+            scat[a, a] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl):
+    """log pi(split) - log pi(merged) of clusters A, B (stats in rows 0, 1 of xb3, sc3) and
+    their union (row 2): rr + log G(n_A - s) + log G(n_B - s) - log G(n_A + n_B - s) - c1
+    + log m(A) + log m(B) - log m(A u B) (``split_merge``)."""
+    lma = log_marginal(na, xb3[0], sc3[0], hyp, fam, psi, wl)
+    lmb = log_marginal(nb, xb3[1], sc3[1], hyp, fam, psi, wl)
+    lmm = log_marginal(na + nb, xb3[2], sc3[2], hyp, fam, psi, wl)
+    lpr = rr + math.lgamma(na - sig) + math.lgamma(nb - sig) - math.lgamma(na + nb - sig) - c1
+    return lpr + lma + lmb - lmm, abs(lma) + abs(lmb) + abs(lmm)
+
+
+@njit(cache=True, nogil=True)
+def _merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, hyp, fam, psi, wl):
+    """log pi(merged) - log pi(split) of clusters ci, cj from their raw sums (an upper bound
+    of the merge's log MH ratio, whose other term, log q of the reverse split, is <= 0), and
+    a margin that covers the rounding between raw sums and the move's two-pass moments."""
+    na = cnt[ci]
+    nb = cnt[cj]
+    d = sx.shape[1]
+    for a in range(d):
+        sx2[a] = sx[ci, a] + sx[cj, a]
+        for b in range(d):
+            sxx2[a, b] = sxx[ci, a, b] + sxx[cj, a, b]
+    moments(na, sx[ci], sxx[ci], xb3[0], sc3[0])
+    moments(nb, sx[cj], sxx[cj], xb3[1], sc3[1])
+    moments(na + nb, sx2, sxx2, xb3[2], sc3[2])
+    lpr, size = log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl)
+    return -lpr, 1e-6 * (1.0 + size)
+
+
+@njit(cache=True, nogil=True)
 def split_merge(
     x, z, slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, lwn, rtab, hyp, fam, labelled,
-    sig, c1,
+    sig, c1, sx, sxx,
 ):  # fmt: skip
     """One sequentially-allocated split-merge move (Dahl 2003) for the collapsed sampler.
 
@@ -75,7 +119,17 @@ def split_merge(
     t = nact - 1 and nact) and c1 = log G(1 - s), times m(A) m(B)/m(A u B) (closed-form
     marginal likelihoods).  ``labelled`` (finite mixture): r = 0 and c1 = log G(gamma), and
     the split cluster takes a uniformly chosen empty slot (proposal factor 1/#empty).  For the
-    other mixings the caller guarantees a free slot.  The sequential predictive updates are inlined copies of cl_logpred and
+    other mixings the caller guarantees a free slot.
+
+    ``sx``, ``sxx`` (raw sums and sums of x x^T of the current clusters, or 0 rows: unused):
+    a merge first draws its uniform u and rejects at once when log u >= log pi(merged) -
+    log pi(split) computed from these sums (plus a rounding margin), which bounds the MH log
+    ratio from above since the other term, log q of the reverse split, is <= 0: the same
+    accept/reject decision as the full move, without its pass over the two clusters (most
+    merges of well-separated clusters at large N; the uniforms come in another order, so the
+    collapsed engine passes 0 rows and keeps its draws).
+
+    The sequential predictive updates are inlined copies of cl_logpred and
     cl_add (see collapsed_chain): calling those helpers here gives bit-identical draws but
     costs about 25% of the collapsed sampler's throughput (galaxy 33.6k -> 25.3k sweeps/s,
     Old Faithful 9.2k -> 6.7k, single chain, measured side by side on 2026-11-26).
@@ -96,6 +150,18 @@ def split_merge(
     split = ci == cj
     if split and nfree == 0:  # finite with every slot occupied: no split possible
         return nact, nfree, False
+    lu = 0.0
+    early = not split and sx.shape[0] > 0
+    if early:
+        lu = math.log(1.0 - np.random.random())
+        rr = 0.0 if labelled else rtab[nact - 1]
+        # u and psi hold the union's sums until the moments are taken (then log_marginal's work)
+        bound, margin = _merge_bound(ci, cj, slots[0], sx, sxx, xb3, sc3, u, psi, rr, sig, c1,
+                                     hyp, fam, psi, wl)  # fmt: skip
+        if labelled:
+            bound -= math.log(nfree + 1.0)
+        if lu >= bound + margin:
+            return nact, nfree, False
     nm = 0
     for k in range(n):
         if k != i and k != j and (z[k] == ci or z[k] == cj):
@@ -219,17 +285,15 @@ def split_merge(
                     continue
                 sc3[s, a, b] += (x[k, a] - xb3[s, a]) * (x[k, b] - xb3[s, b])
                 sc3[2, a, b] += (x[k, a] - xb3[2, a]) * (x[k, b] - xb3[2, b])
-    lma = log_marginal(na, xb3[0], sc3[0], hyp, fam, psi, wl)
-    lmb = log_marginal(nb, xb3[1], sc3[1], hyp, fam, psi, wl)
-    lmm = log_marginal(na + nb, xb3[2], sc3[2], hyp, fam, psi, wl)
     rr = 0.0 if labelled else rtab[nact if split else nact - 1]
-    lpr = rr + math.lgamma(na - sig) + math.lgamma(nb - sig) - math.lgamma(na + nb - sig) - c1
-    lpr += lma + lmb - lmm  # log pi(split) - log pi(merged)
+    lpr, _ = log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl)
     if split:
         lr = lpr - lq + (math.log(nfree) if labelled else 0.0)
     else:
         lr = -lpr + lq - (math.log(nfree + 1.0) if labelled else 0.0)
-    if not math.log(1.0 - np.random.random()) < lr:
+    if not early:
+        lu = math.log(1.0 - np.random.random())
+    if not lu < lr:
         return nact, nfree, False
     if split:
         if labelled:

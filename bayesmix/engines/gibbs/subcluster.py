@@ -62,7 +62,7 @@ import numpy as np
 from numba import njit, prange
 
 from bayesmix.engines.gibbs.blocked import store_params
-from bayesmix.engines.gibbs.split_merge import log_counts, scratch, split_merge
+from bayesmix.engines.gibbs.split_merge import log_counts, moments, scratch, split_merge
 from bayesmix.kernels.niw import (
     FULL,
     draw_params_all,
@@ -169,11 +169,14 @@ def slice_min(z, logw, key, nch):
 
 @njit(cache=True, nogil=True)
 def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, lo, hi,
-             ch, ccnt, csx, csxx, off):  # fmt: skip
-    """The z step for points lo..hi-1 (``z_pass``); returns their log-likelihood sum.  One exp
-    per point and slot: within the slice the weights N(x_i | theta_k) are e_ik / w_k, with
-    e_ik = w_k N(x_i | theta_k) / max_l (...).  Point i's uniforms have counter off + i (its
-    index in the whole data set when x is one shard of it)."""
+             ch, ccnt, csx, csxx, off, want_ll):  # fmt: skip
+    """The z step for points lo..hi-1 (``z_pass``); returns their log-likelihood sum (0 unless
+    ``want_ll``).  With want_ll, one exp per point and slot: within the slice the weights
+    N(x_i | theta_k) are e_ik / w_k, with e_ik = w_k N(x_i | theta_k) / max_l (...).  Without,
+    only the destinations inside the slice (w_k > u_i) are evaluated, in log space (same law;
+    a sweep whose draw is not saved: Gaussians of the slots outside the slice are never
+    computed).  Point i's uniforms have counter off + i (its index in the whole data set when
+    x is one shard of it)."""
     d = x.shape[1]
     key2 = key + np.uint64(1)
     lv = np.empty(n_lik)
@@ -189,6 +192,26 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
                 csxx[ch, k, a, b] = 0.0
     ll = 0.0
     for i in range(lo, hi):
+        lu = math.log(_unif(key, off + i)) + logw[z[i]] if use_slice else NEG_INF
+        if not want_ll:  # the destinations within the slice only (z_i's own slot is one)
+            mx = NEG_INF
+            for k in range(n_dest):
+                v = NEG_INF
+                if logw[k] > lu and c[k] > NEG_INF:
+                    v = c[k] - 0.5 * _quad(x, i, mu, li, k, d, fam)
+                    if use_slice:
+                        v -= logw[k]
+                lv[k] = v
+                if v > mx:
+                    mx = v
+            ptot = 0.0
+            for k in range(n_dest):
+                dl = lv[k] - mx
+                p = math.exp(dl) if dl > -60.0 else 0.0
+                pr[k] = p
+                ptot += p
+            _draw_and_add(x, z, i, pr, ptot, n_dest, key2, off, ch, ccnt, csx, csxx)
+            continue
         mx = NEG_INF
         for k in range(n_lik):
             v = NEG_INF
@@ -207,7 +230,6 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
             tot += ll_fac * e[t_ll]
         ll += mx + math.log(tot)
         # the categorical over the destinations: w_k N (or N within the slice)
-        lu = math.log(_unif(key, off + i)) + logw[z[i]] if use_slice else NEG_INF
         ptot = 0.0
         for k in range(n_dest):
             p = 0.0
@@ -226,26 +248,34 @@ def _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
                     p = math.exp(lv[k] - (logw[k] if use_slice else 0.0) - pm)
                 pr[k] = p
                 ptot += p
-        u = _unif(key2, off + i) * ptot
-        t = 0
-        acc = pr[0]
-        while t < n_dest - 1 and u >= acc:
-            t += 1
-            acc += pr[t]
-        while pr[t] == 0.0:  # rounding at the top end: back off to a positive entry
-            t -= 1
-        z[i] = t
-        ccnt[ch, t] += 1
-        for a in range(d):
-            csx[ch, t, a] += x[i, a]
-            for b in range(a + 1):
-                csxx[ch, t, a, b] += x[i, a] * x[i, b]
+        _draw_and_add(x, z, i, pr, ptot, n_dest, key2, off, ch, ccnt, csx, csxx)
     return ll
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _draw_and_add(x, z, i, pr, ptot, n_dest, key2, off, ch, ccnt, csx, csxx):
+    """z_i ~ Categorical(pr / ptot) by the counter-based uniform of (key2, off + i); x_i added
+    to chunk ch's count, sum and lower triangle of sum x x^T."""
+    u = _unif(key2, off + i) * ptot
+    t = 0
+    acc = pr[0]
+    while t < n_dest - 1 and u >= acc:
+        t += 1
+        acc += pr[t]
+    while pr[t] == 0.0:  # rounding at the top end: back off to a positive entry
+        t -= 1
+    z[i] = t
+    ccnt[ch, t] += 1
+    d = x.shape[1]
+    for a in range(d):
+        csx[ch, t, a] += x[i, a]
+        for b in range(a + 1):
+            csxx[ch, t, a, b] += x[i, a] * x[i, b]
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
-           csx, csxx, cll):  # fmt: skip
+           csx, csxx, cll, want_ll=True):  # fmt: skip
     """z_i | pi, theta over the first n_dest slots, in parallel over nch chunks of points.
 
     c_k = log w_k + log N normalising constant (``niw.mixture_prepare``).  Without slices,
@@ -256,11 +286,13 @@ def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, k
     when t_ll < n_lik, that of the saved draw: slots < t_ll, and slot t_ll's density with the
     weight w_{t_ll} ll_fac (the rest mass lumped on one atom).
     Per-chunk counts, sums and lower triangles of sum x x^T of the new allocations; a second
-    uniform stream (key + 1) draws the categories."""
+    uniform stream (key + 1) draws the categories.  ``want_ll`` False (a sweep whose draw is
+    not saved): cll is 0, and only the slots inside each point's slice are evaluated."""
     n = x.shape[0]
     for ch in prange(nch):
         cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
-                           key, ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx, 0)  # fmt: skip
+                           key, ch * n // nch, (ch + 1) * n // nch, ch, ccnt, csx, csxx, 0,
+                           want_ll)  # fmt: skip
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -313,19 +345,6 @@ def stats_from_z(x, z, kk, cnt, sx, sxx):
             sx[k, a] += x[i, a]
             for b in range(d):
                 sxx[k, a, b] += x[i, a] * x[i, b]
-
-
-@njit(cache=True, nogil=True)
-def moments(n, sx, sxx, xbar, scat):
-    """xbar = sx / n, scatter = sxx - n xbar xbar^T (diagonal clipped at 0) of one cluster."""
-    d = sx.shape[0]
-    for a in range(d):
-        xbar[a] = sx[a] / n if n > 0 else 0.0
-    for a in range(d):
-        for b in range(d):
-            scat[a, b] = sxx[a, b] - n * xbar[a] * xbar[b] if n > 0 else 0.0
-        if scat[a, a] < 0.0:
-            scat[a, a] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -568,7 +587,7 @@ def subcluster_chain(
                 store_params(pending, logw, mu, lc, out_w, out_mu, out_cov)
         # 3. z | weights, parameters (within the slices for the DP and Pitman-Yor)
         z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
-               csx, csxx, cll)  # fmt: skip
+               csx, csxx, cll, pending >= 0)  # fmt: skip
         reduce_chunks(nch, n_dest, ccnt, csx, csxx, cnt, sx, sxx)
         if pending >= 0:
             tot = 0.0
@@ -593,7 +612,7 @@ def subcluster_chain(
                     rtab[tt] = registry.urn_r(kind, tt, state, kk_lab, n, logpk, vtab)
             nact2, _, acc = split_merge(
                 x, z, sm_slots, tmp, act, pos, free, nact, nfree, tc, tp, logn, lwn, rtab, hyp,
-                fam, labs, sig, c1,
+                fam, labs, sig, c1, sx, sxx,
             )  # fmt: skip
             if not acc:
                 continue
