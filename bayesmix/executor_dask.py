@@ -38,7 +38,8 @@ class WorkerSetup(WorkerPlugin):
 class DaskBackend:
     """A Dask LocalCluster (``scheduler="local"``) or a running scheduler at an address."""
 
-    def __init__(self, workers: int, scheduler: str, retries: int) -> None:
+    def __init__(self, workers: int, scheduler: str, retries: int, processes: bool = True) -> None:
+        """``processes=False``: a LocalCluster of threads in this process (tests)."""
         self.cluster = None
         if scheduler == LOCAL:
             # The scheduler runs in this process: a task whose worker dies is rescheduled
@@ -53,7 +54,7 @@ class DaskBackend:
                 self.cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
-                    processes=True,
+                    processes=processes,
                     host="127.0.0.1",
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,  # failures are reported per task
