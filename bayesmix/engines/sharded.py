@@ -172,9 +172,10 @@ def dask_client(scheduler: str, workers: int, processes: bool = True) -> Iterato
     running scheduler, with the executor's worker setup (``executor_dask.DaskBackend``)."""
     from bayesmix.executor_dask import DaskBackend
 
-    backend = DaskBackend(workers, scheduler, retries=0, processes=processes)
+    backend = DaskBackend(workers, scheduler, retries=0, processes=processes, direct=True)
     try:
-        yield backend.client
+        with backend.client.as_current():  # actor handles find their client through it
+            yield backend.client
     finally:
         backend.close(interrupted=False)
 
