@@ -256,12 +256,14 @@ def sample_sharded(
     threads: int = 1,
     processes: bool = True,
     meter: Meter | None = None,
+    expect_rows: int | None = None,
     **kwargs: Any,
 ) -> Draws:
     """Sample ``spec`` on the Parquet data set ``data`` (file or directory: module docstring)
     with the data in Dask actors, on a LocalCluster of ``workers`` one-thread workers
     (``scheduler="local"``) or a running scheduler's workers; standardised with ``center`` and
-    ``scale`` (default: the pooled mean and sd of the shards).  ``kwargs``: chains, draws,
+    ``scale`` (default: the pooled mean and sd of the shards); ``expect_rows``: the rows the
+    caller read itself (an InputError if the shards hold another number).  ``kwargs``: chains, draws,
     tune, thin, seed, progress, split_merge, z_draws (``sample_on_shards``)."""
     scheduler = check_scheduler(scheduler) or LOCAL
     pieces = parquet_pieces(data)
@@ -275,6 +277,11 @@ def sample_sharded(
                 raise InputError(f"{path}: columns {', '.join(p[1])} differ from {', '.join(cols)}")
         rows = np.array([p[0] for p in parts], np.int64)
         n, d = int(rows.sum()), len(cols)
+        if expect_rows is not None and n != expect_rows:
+            raise InputError(
+                f"{data}: the workers read {n} rows, this process {expect_rows} (do they see the "
+                "same files?)"
+            )
         if n < MIN_ROWS:
             raise InputError(f"{data}: only {n} usable row(s); at least {MIN_ROWS} are needed")
         if center is None or scale is None:

@@ -329,7 +329,7 @@ def run_sharded_chain(
         if kind == registry.MFM:
             state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
         # 2. weights and parameters | z
-        key = new_key()
+        key = np.uint64(new_key())
         master_s = time.perf_counter() - m0
         if sliced:
             m0 = time.perf_counter()
