@@ -91,7 +91,8 @@ class DaskBackend:
                 raise InputError(
                     f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({exc})"
                 ) from None
-        self.client.register_plugin(WorkerSetup())
+        if processes or scheduler != LOCAL:  # threads here share this process's environment
+            self.client.register_plugin(WorkerSetup())
         self.futures: list = []
         self.retries = retries
 
