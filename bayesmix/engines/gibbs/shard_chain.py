@@ -216,26 +216,36 @@ def payload_bytes(obj: Any) -> int:
 
 
 class Meter:
-    """Per-sweep accounting: round trips (sequential phases), messages, payload bytes, and
-    kernel seconds on the critical path (max over a broadcast's shards, summed over phases)."""
+    """Per-sweep accounting: round trips (one per ``ShardSet.call``: its calls go out at once),
+    messages, payload bytes each way, and kernel seconds measured on the shards, per method
+    (max over a call's shards: the critical path), summed over the sweep."""
+
+    PARALLEL = ("z_pass", "logv_min")  # the methods whose work splits over the shards
 
     def __init__(self) -> None:
-        self.sweeps: list[dict[str, float]] = []
-        self.cur: dict[str, float] = {}
+        self.sweeps: list[dict[str, Any]] = []
+        self.cur: dict[str, Any] = {}
 
     def begin(self) -> None:
         self.cur = dict(round_trips=0, messages=0, bytes_out=0, bytes_in=0, kernel_s=0.0,
-                        master_s=0.0, wall_s=-time.perf_counter())  # fmt: skip
+                        kernel_par_s=0.0, kernel_seq_s=0.0, master_s=0.0,
+                        wall_s=-time.perf_counter(), by_method={})  # fmt: skip
 
     def phase(self, calls: Sequence[tuple], results: Sequence[tuple]) -> None:
         c = self.cur
         if not c:  # outside a sweep (the chain's start)
             return
+        name = calls[0][1]
+        k = max(r[1] for r in results)
         c["round_trips"] += 1
         c["messages"] += len(calls)
         c["bytes_out"] += payload_bytes([a for _, _, a in calls])
         c["bytes_in"] += payload_bytes([r[0] for r in results])
-        c["kernel_s"] += max(r[1] for r in results)
+        c["kernel_s"] += k
+        c["kernel_par_s" if name in self.PARALLEL else "kernel_seq_s"] += k
+        m = c["by_method"].setdefault(name, [0, 0.0])
+        m[0] += 1
+        m[1] += k
 
     def end(self) -> None:
         self.cur["wall_s"] += time.perf_counter()
