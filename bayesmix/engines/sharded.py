@@ -102,6 +102,11 @@ class ParquetShard(Shard):
         mean = self.raw.mean(axis=0) if m else np.zeros(self.raw.shape[1])
         return m, self.columns, self.raw.sum(axis=0), ((self.raw - mean) ** 2).sum(axis=0)
 
+    def warm(self, cfg: driver.ChainConfig, d: int) -> float:
+        """Load (or compile) the kernels in this worker process: seconds."""
+        self._threads()
+        return _warm(cfg, d)
+
     def setup(self, off: int, n_total: int, hyp: np.ndarray, fam: int, center: np.ndarray,
               scale: np.ndarray, threads: int) -> int:  # fmt: skip
         """x <- (raw - center) / scale; the shard starts at global index ``off``."""
@@ -159,6 +164,14 @@ class DaskShards:
     def call(self, calls: Sequence[tuple[int, str, tuple]]) -> list[Any]:
         futs = [getattr(self.actors[s], name)(*args) for s, name, args in calls]
         return [f.result() for f in futs]
+
+    def warm(self, cfg: driver.ChainConfig, d: int) -> float:
+        """The kernels loaded on every worker, one shard after another (numba's cache races
+        when processes compile at once: numba issues #4807, #10128); seconds."""
+        t0 = time.perf_counter()
+        for actor in self.actors:
+            actor.warm(cfg, d).result()
+        return time.perf_counter() - t0
 
     def each(self, name: str, args: Sequence[tuple]) -> list[Any]:
         """``name(*args[s])`` on every shard s (setup calls, no kernel timing)."""
@@ -225,6 +238,8 @@ def sample_on_shards(
         cfg = dataclasses.replace(cfg, z_rows=int(z_draws))
     seeds, rngs, state0 = driver.chain_seeds(spec, cfg, seed, chains)
     compile_s = _warm(cfg, d)
+    if hasattr(shards, "warm"):  # shards in other processes load the kernels too
+        compile_s += shards.warm(cfg, d)
     t0 = time.perf_counter()
     results = []
     for c in range(chains):
