@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 from bayesmix import format as F
-from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs
+from bayesmix.cli_args import (
+    add_data_options,
+    add_engine_options,
+    add_scheduler_options,
+    engine_kwargs,
+)
 from bayesmix.errors import InputError
 from bayesmix.spec import DEFAULT_MODEL
 
@@ -52,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(p)
     p.add_argument("--out", default=None, help="output directory (default: reports/<data name>)")
     _add_sampling_options(p)
+    add_scheduler_options(
+        p,
+        "the sub-cluster engine over data shards: 'local' (a Dask LocalCluster here) or a "
+        "running Dask scheduler (tcp://host:8786) whose workers read the Parquet file's row "
+        "groups (or a directory's files) themselves; default: no Dask",
+        "Dask workers of --scheduler local (default: min(shards, 2))",
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
@@ -207,6 +219,8 @@ def _run_fit(args: argparse.Namespace, data: object, out: Path, columns=None, dr
             dropna=dropna,
             progress=not args.quiet,
             command=command,
+            scheduler=getattr(args, "scheduler", None),
+            workers=getattr(args, "workers", None),
         )
     except KeyboardInterrupt:
         kept = f"the previous outputs in {out} are unchanged" if out.exists() else ""

@@ -77,3 +77,11 @@ def engine_kwargs(args: argparse.Namespace) -> dict:
     """The values of the options add_engine_options defines, as keyword arguments."""
     names = ("engine", "sampler", "chains", "draws", "tune", "seed")
     return {name: getattr(args, name) for name in names}
+
+
+def add_scheduler_options(
+    p: argparse.ArgumentParser, scheduler_help: str, workers_help: str
+) -> None:
+    """--scheduler local|ADDRESS and --workers N (fit-many, and fit's sharded engine)."""
+    p.add_argument("--scheduler", default=None, metavar="local|ADDRESS", help=scheduler_help)
+    p.add_argument("--workers", type=positive_int, default=None, help=workers_help)

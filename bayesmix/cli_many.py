@@ -7,7 +7,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from bayesmix.cli_args import add_data_options, add_engine_options, engine_kwargs, positive_int
+from bayesmix.cli_args import (
+    add_data_options,
+    add_engine_options,
+    add_scheduler_options,
+    engine_kwargs,
+)
 from bayesmix.spec import DEFAULT_MODEL
 
 EXIT_GROUPS_FAILED = 1
@@ -35,19 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_options(p)
     add_engine_options(p)
-    p.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="local|ADDRESS",
-        help="'local': a Dask LocalCluster on this machine; ADDRESS (tcp://host:8786): a "
+    add_scheduler_options(
+        p,
+        "'local': a Dask LocalCluster on this machine; ADDRESS (tcp://host:8786): a "
         "running Dask scheduler, whose workers must see --out; default: local worker "
         "processes, nothing to start",
-    )
-    p.add_argument(
-        "--workers",
-        type=positive_int,
-        default=None,
-        help="worker processes (default: the CPUs; 1 fits in this process)",
+        "worker processes (default: the CPUs; 1 fits in this process)",
     )
     p.add_argument(
         "--no-group-reports",

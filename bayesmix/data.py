@@ -117,6 +117,52 @@ def _read_parquet(path: Path, columns: list[str] | None) -> _Table:
     return _Table(frame.reset_index(drop=True), name, is_file=True)
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a directory (suffix .parquet or .pq), in name order."""
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in PARQUET_SUFFIXES and p.is_file())
+
+
+def parquet_pieces(path: str | Path) -> list[tuple[str, int | None]]:
+    """The shards of a Parquet data set, in row order: a directory, one per file (name order,
+    the whole file); a file, one per row group.  Each is (file, row group or None)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        files = parquet_files(path)
+        if not files:
+            raise InputError(f"{path}: a directory without .parquet files")
+        return [(str(f), None) for f in files]
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        raise InputError(f"{path}: the sharded engine reads Parquet (.parquet, .pq) files")
+    try:
+        groups = pq.ParquetFile(path).metadata.num_row_groups
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot parse file as Parquet ({first})") from None
+    return [(str(path), g) for g in range(max(1, groups))]
+
+
+def _read_parquet_dir(path: Path, columns: list[str] | None) -> _Table:
+    """The Parquet files of a directory, concatenated in name order (``parquet_pieces``)."""
+    parts = [_read_parquet(f, columns) for f in parquet_files(path)]
+    first = list(parts[0].frame.columns)
+    for f, part in zip(parquet_files(path), parts, strict=True):
+        if list(part.frame.columns) != first:
+            raise InputError(
+                f"{f}: columns {', '.join(part.frame.columns)} differ from those of the first "
+                f"file of {path} ({', '.join(first)})"
+            )
+    frame = pd.concat([p.frame for p in parts], ignore_index=True)
+    return _Table(frame, str(path), is_file=True)
+
+
 def _read_table(path: Path, columns: list[str] | None = None) -> _Table:
     name = str(path)
     if not path.exists():
@@ -128,7 +174,12 @@ def _read_table(path: Path, columns: list[str] | None = None) -> _Table:
         hint = ", ".join(sorted(p.stem for p in DATASETS_DIR.glob("*.csv")))
         raise InputError(f"{name}: file not found (or a shipped data set by name: {hint})")
     if path.is_dir():
-        raise InputError(f"{name}: is a directory, expected a CSV, TSV or Parquet file")
+        if not parquet_files(path):
+            raise InputError(
+                f"{name}: is a directory without .parquet files, expected a CSV, TSV or Parquet "
+                "file (or a directory of Parquet files)"
+            )
+        return _read_parquet_dir(path, columns)
     try:
         size = path.stat().st_size
     except OSError as exc:

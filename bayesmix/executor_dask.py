@@ -38,7 +38,17 @@ class WorkerSetup(WorkerPlugin):
 class DaskBackend:
     """A Dask LocalCluster (``scheduler="local"``) or a running scheduler at an address."""
 
-    def __init__(self, workers: int, scheduler: str, retries: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        scheduler: str,
+        retries: int,
+        processes: bool = True,
+        direct: bool = False,
+    ) -> None:
+        """``processes=False``: a LocalCluster of threads in this process (tests);
+        ``direct``: the client talks to the workers directly, not through the scheduler (the
+        sharded engine's actor calls: one hop instead of two)."""
         self.cluster = None
         if scheduler == LOCAL:
             # The scheduler runs in this process: a task whose worker dies is rescheduled
@@ -50,26 +60,39 @@ class DaskBackend:
                 "logging.distributed": "error",  # also in the worker processes
             }
             with dask.config.set(config):
+                # threads in this process (processes=False): TCP on the loopback too, and the
+                # environment is this process's own
+                extra = (
+                    dict(env=worker_env("local", compiledir=False))
+                    if processes
+                    else dict(protocol="tcp://")
+                )
                 self.cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
-                    processes=True,
+                    processes=processes,
                     host="127.0.0.1",
                     dashboard_address=None,
                     silence_logs=logging.CRITICAL,  # failures are reported per task
-                    env=worker_env("local", compiledir=False),
+                    **extra,
                 )
-            self.client = Client(self.cluster, set_as_default=False)
+            self.client = Client(
+                self.cluster, set_as_default=False, direct_to_workers=direct or None
+            )
         else:
             try:
                 self.client = Client(
-                    scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
+                    scheduler,
+                    timeout=f"{CONNECT_TIMEOUT_S}s",
+                    set_as_default=False,
+                    direct_to_workers=direct or None,
                 )
             except (OSError, TimeoutError) as exc:
                 raise InputError(
                     f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({exc})"
                 ) from None
-        self.client.register_plugin(WorkerSetup())
+        if processes or scheduler != LOCAL:  # threads here share this process's environment
+            self.client.register_plugin(WorkerSetup())
         self.futures: list = []
         self.retries = retries
 

@@ -133,6 +133,24 @@ def resolve_engine(spec: ModelSpec, engine: str | Engine, n_obs: int | None = No
     return chosen
 
 
+def _sharded_engine(spec: ModelSpec, asked: str | Engine, chosen: Engine, data: object) -> Engine:
+    """With a Dask scheduler: the sub-cluster engine ('auto' included) on a Parquet path."""
+    from bayesmix import mixings
+
+    if Engine.parse(asked) is Engine.AUTO and spec.is_conjugate:
+        if "subcluster" in mixings.info(spec.mixing).algorithms:
+            chosen = Engine.SUBCLUSTER
+    if chosen is not Engine.SUBCLUSTER:
+        raise InputError(
+            f"--scheduler runs the sub-cluster engine over data shards; the engine here is "
+            f"{chosen.value} (use --engine subcluster, a conjugate kernel and a dp, finite or "
+            "static mfm mixing)"
+        )
+    if not isinstance(data, (str, Path)):
+        raise InputError("--scheduler needs a Parquet file or directory that the workers read")
+    return chosen
+
+
 def large_n_sweeps(engine: Engine, n_obs: int, draws: int, tune: int) -> tuple[int, int]:
     """(draws, tune) for the sub-cluster engine when the user set neither: a budget of about
     LARGE_N_BUDGET point-sweeps per chain, so that a chain's sweeps cost about the same at any
@@ -195,6 +213,8 @@ def fit(
     command: str = "",
     analyse_clusters: bool = True,
     classical: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> FitResult:
     """Fit a Gaussian mixture to ``data`` (path, DataFrame or array) with the named spec.
 
@@ -202,8 +222,16 @@ def fit(
     the identified clusters, the point partition and LOO (skip it for speed in simulation
     studies); ``classical`` adds EM + BIC/AIC per covariance family, the kernel-family check
     and the reconciled count table (needs ``analyse_clusters``).
+    ``scheduler`` ("local" or a Dask scheduler address): the sub-cluster engine over data
+    shards (``engines/sharded.py``) on a Parquet file or directory, whose partitions the Dask
+    workers (``workers`` of them for "local") read and keep; the posterior analysis here still
+    reads the data in this process.
     """
     t0 = time.perf_counter()
+    if scheduler is not None:
+        from bayesmix.executor import check_scheduler
+
+        check_scheduler(scheduler)
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
     dataset = data if isinstance(data, Dataset) else load_data(data, columns=columns, dropna=dropna)
     em_screen, kernel_choice = None, None
@@ -211,6 +239,8 @@ def fit(
         spec, em_screen, kernel_choice = resolve_covariance(spec, dataset)
     opts = spec.sampler
     engine_name = resolve_engine(spec, engine or opts.engine, dataset.n_obs)
+    if scheduler is not None:
+        engine_name = _sharded_engine(spec, engine or opts.engine, engine_name, data)
     seed = opts.seed if seed is None else int(seed)
     n_chains = chains or opts.chains
     n_draws = draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws)
@@ -226,20 +256,42 @@ def fit(
     plan, memory = storage_for(dataset, spec, engine_name, n_chains, n_draws)
     if memory.get("note") and progress:
         print(f"note: {memory['note']}", file=sys.stderr)
-    draws_obj = run_engine(
-        spec,
-        dataset.standardized,
-        engine_name,
-        sampler=sampler or opts.sampler,
-        chains=n_chains,
-        draws=n_draws,
-        tune=n_tune,
-        seed=seed,
-        progress=progress,
-        cores=cores,
-        thin=opts.gibbs_thin,
-        z_draws=plan.z_draws if plan.z_thinned else None,
-    )
+    if scheduler is not None:
+        from bayesmix.engines.sharded import sample_sharded
+
+        draws_obj = sample_sharded(
+            spec,
+            data,  # type: ignore[arg-type]
+            scheduler=scheduler,
+            workers=workers,
+            columns=dataset.columns,
+            dropna=dropna,
+            center=dataset.center,
+            scale=dataset.scale,
+            expect_rows=dataset.n_obs,
+            chains=n_chains,
+            draws=n_draws,
+            tune=n_tune,
+            thin=opts.gibbs_thin,
+            seed=seed,
+            progress=progress,
+            z_draws=plan.z_draws if plan.z_thinned else None,
+        )
+    else:
+        draws_obj = run_engine(
+            spec,
+            dataset.standardized,
+            engine_name,
+            sampler=sampler or opts.sampler,
+            chains=n_chains,
+            draws=n_draws,
+            tune=n_tune,
+            seed=seed,
+            progress=progress,
+            cores=cores,
+            thin=opts.gibbs_thin,
+            z_draws=plan.z_draws if plan.z_thinned else None,
+        )
     stages: dict[str, float] = {}
     t_stage = time.perf_counter()
     dt = build_datatree(draws_obj, dataset, spec, seed, attrs={"command": command}, plan=plan)

@@ -531,66 +531,11 @@ def _default_start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def sample_gibbs(
-    spec: ModelSpec,
-    x: np.ndarray,
-    *,
-    algorithm: str = "blocked",
-    chains: int = 4,
-    draws: int = 1000,
-    tune: int = 1000,
-    thin: int = 1,
-    seed: int = 0,
-    progress: bool = True,
-    cores: int | None = None,
-    start_method: str | None = None,
-    label_moves: bool = True,
-    split_merge: int = 1,
-    executor: str = "threads",
-    threads: int | None = None,
-    z_draws: int | None = None,
-) -> Draws:
-    """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
-
-    ``algorithm="blocked"``: Ishwaran-James blocked Gibbs (DP truncated at
-    ``mixing.n_components``, or finite Dirichlet); ``Draws.engine == "gibbs"``.
-    ``algorithm="collapsed"``: Neal's algorithm 3 (untruncated DP, or finite Dirichlet);
-    ``Draws.engine == "collapsed"``; K = max occupied clusters + 1 for the DP.
-    ``tune`` sweeps are discarded, then ``draws * thin`` sweeps keep every ``thin``-th.
-    Chains run in ``min(chains, cores)`` threads (``executor="threads"``, the default; cores
-    defaults to the CPUs available) or worker processes (``executor="processes"``,
-    ``start_method``: forkserver (default), spawn or fork; in-process when the job is so small
-    that starting processes would cost more). The same ``seed`` gives identical draws whatever
-    the executor and the number of workers.
-    ``label_moves`` adds the label-switching MH moves to the blocked DP sweep, and
-    ``split_merge`` sequentially-allocated split-merge moves (Dahl 2003) to every collapsed
-    sweep (0 turns them off).  Both leave the posterior unchanged and make K+ and the
-    concentration mix several times faster.
-    ``algorithm="subcluster"``: the parallel sub-cluster sweep (``subcluster.py``); each
-    chain's sweep runs in ``threads`` numba threads (default: the cores over the chains that
-    run at once), and min(chains, cores // threads) chains run at once.
-    ``z_draws``: keep z for only that many draws per chain (``storage.even_rows``; the
-    blocked and telescoping kernels store only those, the collapsed one thins after its
-    per-draw parameters); K+ stays in ``sample_stats["n_occupied"]`` for every draw.
-    """
-    xa = np.asarray(x, dtype=np.float64)
-    if xa.ndim == 1:
-        xa = xa[:, None]
-    if xa.ndim != 2 or xa.shape[0] < 1 or xa.shape[1] < 1:
-        raise InputError(f"data must be a non-empty (N, D) array, got shape {xa.shape}")
-    if not np.all(np.isfinite(xa)):
-        raise InputError("data contain NaN or infinite values")
-    xa = np.ascontiguousarray(xa)
-    n, d = xa.shape
-    if not (isinstance(chains, int) and chains >= 1):
-        raise InputError(f"chains must be a positive integer, got {chains!r}")
-    if not (isinstance(split_merge, int) and split_merge >= 0):
-        raise InputError(f"split_merge must be a non-negative integer, got {split_merge!r}")
-    cfg = _config(spec, xa, algorithm, draws, tune, thin, label_moves, split_merge)
-    if z_draws is not None and 0 < int(z_draws) < draws:
-        cfg = dataclasses.replace(cfg, z_rows=int(z_draws))
-
-    # seeds: chain c -> (numba chain seed, numba post-processing seed) + numpy Generator
+def chain_seeds(
+    spec: ModelSpec, cfg: ChainConfig, seed: int, chains: int
+) -> tuple[list[tuple[int, int]], list[np.random.Generator], list[np.ndarray]]:
+    """Per chain: (numba chain seed, numba post-processing seed), a numpy Generator and the
+    initial mixing state, from ``np.random.SeedSequence(seed).spawn(chains)``."""
     kids = np.random.SeedSequence(seed).spawn(chains)
     seeds, rngs, state0 = [], [], []
     for kid in kids:
@@ -603,33 +548,13 @@ def sample_gibbs(
         if len(cfg.hyp) > 5:
             state0[-1][mixings.SCALE_SLOT] = cfg.hyp[3]
 
-    compile_s = _warmup(cfg, d)
-    total = cfg.tune + cfg.draws * cfg.thin
-    if executor not in EXECUTORS:
-        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if threads is not None and not (isinstance(threads, int) and threads >= 1):
-        raise InputError(f"threads must be a positive integer, got {threads!r}")
-    if cores is None:
-        ncpu = _n_cpus()
-        # small jobs finish in-process faster than worker processes start (~1-2 s)
-        small = n * max(1.0, d * d / 2.0) * total * chains < _IN_PROCESS_WORK
-        workers = 1 if small and executor == "processes" else min(chains, ncpu or 1)
-    else:
-        workers = min(chains, max(1, int(cores)))
-    method = "threads" if executor == "threads" else (start_method or _default_start_method())
-    if cfg.algorithm == "subcluster":  # the cores left to each concurrent chain's sweep
-        ncores = int(cores) if cores is not None else (_n_cpus() or 1)
-        if threads is not None:
-            workers = max(1, min(chains, ncores // threads))
-        cfg = dataclasses.replace(cfg, threads=threads or max(1, ncores // max(1, workers)))
-    t0 = time.perf_counter()
-    if workers <= 1:
-        method = "in-process"
-        results = [
-            _run_chain(cfg, xa, c, seeds[c], state0[c], progress, False) for c in range(chains)
-        ]
-    else:
-        results = _run_pool(cfg, xa, seeds, state0, progress, workers, method)
+    return seeds, rngs, state0
+
+
+def trim_slots(cfg: ChainConfig, results: list[dict], rngs: list[np.random.Generator]) -> None:
+    """Collapsed: pad every chain to the largest K; sub-cluster (unlabelled) and telescoping:
+    keep the slots up to the largest K or K+ (and rest mass) drawn, prior parameters for the
+    slots without weight."""
     if cfg.algorithm == "collapsed":
         k_out = max(r["w"].shape[1] for r in results)
         for r, rng in zip(results, rngs, strict=True):
@@ -653,7 +578,26 @@ def sample_gibbs(
             for key in ("w", "mu", "cov"):
                 r[key] = np.ascontiguousarray(r[key][:, :k_out])
             _fill_empty_slots(r, rng, cfg)
-    sampling_s = time.perf_counter() - t0
+
+
+def assemble_draws(
+    spec: ModelSpec,
+    cfg: ChainConfig,
+    results: list[dict],
+    *,
+    algorithm: str,
+    seed: int,
+    seeds: list[tuple[int, int]],
+    method: str,
+    workers: int,
+    n: int,
+    d: int,
+    compile_s: float,
+    sampling_s: float,
+) -> Draws:
+    """The chains' outputs (``_run_chain``'s dicts, trimmed by ``trim_slots``) as Draws, with
+    the engine facts in ``info``."""
+    total = cfg.tune + cfg.draws * cfg.thin
     z_index = None
     if cfg.z_rows:
         z_index = even_rows(cfg.draws, cfg.z_rows)
@@ -733,3 +677,98 @@ def sample_gibbs(
         timing={"compile_s": compile_s, "sampling_s": sampling_s},
         info=info,
     )
+
+
+def sample_gibbs(
+    spec: ModelSpec,
+    x: np.ndarray,
+    *,
+    algorithm: str = "blocked",
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    thin: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    cores: int | None = None,
+    start_method: str | None = None,
+    label_moves: bool = True,
+    split_merge: int = 1,
+    executor: str = "threads",
+    threads: int | None = None,
+    z_draws: int | None = None,
+) -> Draws:
+    """Gibbs-sample a conjugate Gaussian mixture on standardised data ``x`` (N, D).
+
+    ``algorithm="blocked"``: Ishwaran-James blocked Gibbs (DP truncated at
+    ``mixing.n_components``, or finite Dirichlet); ``Draws.engine == "gibbs"``.
+    ``algorithm="collapsed"``: Neal's algorithm 3 (untruncated DP, or finite Dirichlet);
+    ``Draws.engine == "collapsed"``; K = max occupied clusters + 1 for the DP.
+    ``tune`` sweeps are discarded, then ``draws * thin`` sweeps keep every ``thin``-th.
+    Chains run in ``min(chains, cores)`` threads (``executor="threads"``, the default; cores
+    defaults to the CPUs available) or worker processes (``executor="processes"``,
+    ``start_method``: forkserver (default), spawn or fork; in-process when the job is so small
+    that starting processes would cost more). The same ``seed`` gives identical draws whatever
+    the executor and the number of workers.
+    ``label_moves`` adds the label-switching MH moves to the blocked DP sweep, and
+    ``split_merge`` sequentially-allocated split-merge moves (Dahl 2003) to every collapsed
+    sweep (0 turns them off).  Both leave the posterior unchanged and make K+ and the
+    concentration mix several times faster.
+    ``algorithm="subcluster"``: the parallel sub-cluster sweep (``subcluster.py``); each
+    chain's sweep runs in ``threads`` numba threads (default: the cores over the chains that
+    run at once), and min(chains, cores // threads) chains run at once.
+    ``z_draws``: keep z for only that many draws per chain (``storage.even_rows``; the
+    blocked and telescoping kernels store only those, the collapsed one thins after its
+    per-draw parameters); K+ stays in ``sample_stats["n_occupied"]`` for every draw.
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    if xa.ndim == 1:
+        xa = xa[:, None]
+    if xa.ndim != 2 or xa.shape[0] < 1 or xa.shape[1] < 1:
+        raise InputError(f"data must be a non-empty (N, D) array, got shape {xa.shape}")
+    if not np.all(np.isfinite(xa)):
+        raise InputError("data contain NaN or infinite values")
+    xa = np.ascontiguousarray(xa)
+    n, d = xa.shape
+    if not (isinstance(chains, int) and chains >= 1):
+        raise InputError(f"chains must be a positive integer, got {chains!r}")
+    if not (isinstance(split_merge, int) and split_merge >= 0):
+        raise InputError(f"split_merge must be a non-negative integer, got {split_merge!r}")
+    cfg = _config(spec, xa, algorithm, draws, tune, thin, label_moves, split_merge)
+    if z_draws is not None and 0 < int(z_draws) < draws:
+        cfg = dataclasses.replace(cfg, z_rows=int(z_draws))
+
+    seeds, rngs, state0 = chain_seeds(spec, cfg, seed, chains)
+    compile_s = _warmup(cfg, d)
+    total = cfg.tune + cfg.draws * cfg.thin
+    if executor not in EXECUTORS:
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        raise InputError(f"threads must be a positive integer, got {threads!r}")
+    if cores is None:
+        ncpu = _n_cpus()
+        # small jobs finish in-process faster than worker processes start (~1-2 s)
+        small = n * max(1.0, d * d / 2.0) * total * chains < _IN_PROCESS_WORK
+        workers = 1 if small and executor == "processes" else min(chains, ncpu or 1)
+    else:
+        workers = min(chains, max(1, int(cores)))
+    method = "threads" if executor == "threads" else (start_method or _default_start_method())
+    if cfg.algorithm == "subcluster":  # the cores left to each concurrent chain's sweep
+        ncores = int(cores) if cores is not None else (_n_cpus() or 1)
+        if threads is not None:
+            workers = max(1, min(chains, ncores // threads))
+        cfg = dataclasses.replace(cfg, threads=threads or max(1, ncores // max(1, workers)))
+    t0 = time.perf_counter()
+    if workers <= 1:
+        method = "in-process"
+        results = [
+            _run_chain(cfg, xa, c, seeds[c], state0[c], progress, False) for c in range(chains)
+        ]
+    else:
+        results = _run_pool(cfg, xa, seeds, state0, progress, workers, method)
+    trim_slots(cfg, results, rngs)
+    sampling_s = time.perf_counter() - t0
+    return assemble_draws(
+        spec, cfg, results, algorithm=algorithm, seed=seed, seeds=seeds, method=method,
+        workers=workers, n=n, d=d, compile_s=compile_s, sampling_s=sampling_s,
+    )  # fmt: skip
