@@ -44,11 +44,14 @@ def check_pmf(got: np.ndarray, exact: np.ndarray, ess: float) -> None:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("want_ll", [True, False])
 @pytest.mark.parametrize("use_slice", [True, False])
-def test_z_pass_on_two_shards_matches_single_machine(use_slice):
+def test_z_pass_on_two_shards_matches_single_machine(use_slice, want_ll):
     """Labels bitwise equal to ``subcluster.z_pass`` for the same key and parameters (the
     counters are global indices); stats and log-likelihood equal to rounding; the smallest
-    slice from the shards' per-cluster minima bitwise equal to ``subcluster.slice_min``."""
+    slice from the shards' per-cluster minima bitwise equal to ``subcluster.slice_min``.
+    The pass of an unsaved sweep (want_ll False: only the slots inside the slice, in log
+    space) draws the same labels as the full pass: the same probabilities, up to rounding."""
     rng = np.random.default_rng(5)
     n, d, kk = 3000, 2, 5
     x = np.ascontiguousarray(rng.normal(size=(n, d)) * 2.0)
@@ -68,7 +71,14 @@ def test_z_pass_on_two_shards_matches_single_machine(use_slice):
     nch = subcluster.n_chunks(n)
     ccnt, csx, csxx = np.zeros((nch, kk), np.int64), np.zeros((nch, kk, d)), np.zeros((nch, kk, d, d))  # fmt: skip
     cll = np.zeros(nch)
-    subcluster.z_pass(x, z_one, *args, nch, ccnt, csx, csxx, cll)
+    subcluster.z_pass(x, z_one, *args, nch, ccnt, csx, csxx, cll, want_ll)
+    if not want_ll:
+        z_full = z0.copy()
+        cll_full = np.zeros(nch)
+        subcluster.z_pass(x, z_full, *args, nch, ccnt.copy(), csx.copy(), csxx.copy(), cll_full,
+                          True)  # fmt: skip
+        assert np.array_equal(z_full, z_one)
+        assert cll.sum() == 0.0 and cll_full.sum() < 0.0
     cnt, sx, sxx = np.zeros(kk, np.int64), np.zeros((kk, d)), np.zeros((kk, d, d))
     subcluster.reduce_chunks(nch, nd, ccnt, csx, csxx, cnt, sx, sxx)
     lmin = subcluster.slice_min(z0, logw, key, nch)
@@ -82,7 +92,7 @@ def test_z_pass_on_two_shards_matches_single_machine(use_slice):
         cc, cs, css = np.zeros((ncs, kk), np.int64), np.zeros((ncs, kk, d)), np.zeros((ncs, kk, d, d))  # fmt: skip
         out = [np.zeros(nd, np.int64), np.zeros((nd, d)), np.zeros((nd, d, d))]
         lls += shard_kernels.shard_z_pass(x[lo:hi], zs, *args, lo, ncs, cc, cs, css,
-                                          np.zeros(ncs), *out)  # fmt: skip
+                                          np.zeros(ncs), *out, want_ll)  # fmt: skip
         for a, b in zip(tot, out, strict=True):
             a[:nd] += b
         per_k = shard_kernels.shard_logv_min(z0[lo:hi], key, lo, kk, ncs)

@@ -39,7 +39,7 @@ import numpy as np
 from bayesmix import mixings
 from bayesmix.engines.gibbs import shard_kernels as sk
 from bayesmix.engines.gibbs.blocked import store_params
-from bayesmix.engines.gibbs.split_merge import log_counts
+from bayesmix.engines.gibbs.split_merge import log_counts, merge_bound
 from bayesmix.engines.gibbs.subcluster import (
     CAP_HITS,
     _sm_lists,
@@ -126,7 +126,7 @@ class Shard:
         self._ops(chain, ops)
         z = self.z[chain]
         zb = z.astype(z_dtype) if z_dtype else None
-        mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, key = params
+        mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, key, want_ll = params
         atoms, d = logw.shape[0], self.d
         ccnt = np.zeros((self.nch, atoms), np.int64)
         csx, csxx = np.zeros((self.nch, atoms, d)), np.zeros((self.nch, atoms, d, d))
@@ -134,7 +134,7 @@ class Shard:
         cnt, sx, sxx = np.zeros(n_dest, np.int64), np.zeros((n_dest, d)), np.zeros((n_dest, d, d))  # fmt: skip
         ll = sk.shard_z_pass(self.x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac,
                              self.fam, np.uint64(key), self.off, self.nch, ccnt, csx, csxx, cll,
-                             cnt, sx, sxx)  # fmt: skip
+                             cnt, sx, sxx, want_ll)  # fmt: skip
         found = [(g, self.x[g - self.off].copy(), int(z[g - self.off])) for g in anchors
                  if self._local(g) >= 0]  # fmt: skip
         return ((cnt, sx, sxx, ll), zb, found), time.perf_counter() - t0
@@ -297,7 +297,8 @@ def run_sharded_chain(
     vtab, rtab = np.full(n + 3, np.nan), np.full(n + 3, np.nan)
     hyper_random = hp[0] == 0.0 or hp[3] == 0.0
     tc, _ = predictive_tables(n + 1, d, hyp, fam)
-    xb1, sc1, psi, wl = np.zeros(d), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
+    xb1, psi, wl = np.zeros(d), np.zeros((d, d)), np.zeros((d, d))
+    xb3, sc3 = np.zeros((3, d)), np.zeros((3, d, d))  # sides A, B and their union
     ops: list[list[tuple]] = [[] for _ in range(nsh)]
     out_z, out_w = out["z"], out["w"]
     zr, zs = out_z.shape[0], out_w.shape[0]
@@ -382,7 +383,7 @@ def run_sharded_chain(
             anchors = sk.draw_pair(n)
         master_s += time.perf_counter() - m0
         # 3. z | weights, parameters: one broadcast, stats back
-        params = (mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, key)
+        params = (mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, key, pending >= 0)
         zdt = out_z.dtype.str if keep_z else None
         res = call([(s, "z_pass", (chain, ops[s], params, anchors, zdt)) for s in range(nsh)])
         m0 = time.perf_counter()
@@ -432,6 +433,17 @@ def run_sharded_chain(
             if split and nfree == 0:  # finite with every slot occupied: no split possible
                 continue
             m0 = time.perf_counter()
+            rr = 0.0 if labs else rtab[nact if split else nact - 1]
+            lu = 0.0
+            if not split:  # a merge whose bound already fails needs no pass over the shards
+                lu = sk.uniform_log()
+                bound, margin = merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, xb1, psi, rr, sig, c1,
+                                            hyp, fam, psi, wl)  # fmt: skip
+                if labelled:
+                    bound -= math.log(nfree + 1.0)
+                if lu >= bound + margin:
+                    master_s += time.perf_counter() - m0
+                    continue
             mkey = new_key()
             cl = _cl_state(d)
             xij = np.stack([xi, xj])
@@ -452,10 +464,9 @@ def run_sharded_chain(
                 sxa, sxb = sxa + ssx[0], sxb + ssx[1]
                 sxxa, sxxb = sxxa + ssxx[0], sxxb + ssxx[1]
             m0 = time.perf_counter()
-            rr = 0.0 if labs else rtab[nact if split else nact - 1]
             lr = sk.sm_log_ratio(split, na, sxa, sxxa, nb, sxb, sxxb, lq, rr, sig, c1, labs,
-                                 nfree, hyp, fam, xb1, sc1, psi, wl)  # fmt: skip
-            acc = bool(sk.uniform_log() < lr)
+                                 nfree, hyp, fam, xb3, sc3, psi, wl)  # fmt: skip
+            acc = bool((sk.uniform_log() if split else lu) < lr)
             kb = -1
             if acc and split:
                 kb = int(free[sk.randint(nfree)] if labelled else free[nfree - 1])

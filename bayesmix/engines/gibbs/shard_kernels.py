@@ -28,8 +28,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from bayesmix.engines.gibbs.subcluster import _normalise, _unif, _z_chunk, moments, reduce_chunks
-from bayesmix.kernels.niw import cl_add, cl_logpred, log_marginal
+from bayesmix.engines.gibbs.split_merge import log_split_ratio, moments
+from bayesmix.engines.gibbs.subcluster import _normalise, _unif, _z_chunk, reduce_chunks
+from bayesmix.kernels.niw import cl_add, cl_logpred
 from bayesmix.mixings import registry
 from bayesmix.numerics.rng import log_gamma_rv
 
@@ -43,14 +44,16 @@ NEG_INF = -np.inf
 
 @njit(cache=True, nogil=True, parallel=True)
 def shard_z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, off,
-                 nch, ccnt, csx, csxx, cll, cnt, sx, sxx):  # fmt: skip
+                 nch, ccnt, csx, csxx, cll, cnt, sx, sxx, want_ll):  # fmt: skip
     """``subcluster.z_pass`` on one shard (points off.., the counters of their global indices),
     in parallel over nch chunks; then cnt, sx, sxx[:n_dest] <- the chunk sums in chunk order
-    (``reduce_chunks``, sxx symmetric).  Returns the shard's log-likelihood sum."""
+    (``reduce_chunks``, sxx symmetric).  Returns the shard's log-likelihood sum (0 unless
+    ``want_ll``: a sweep whose draw is saved)."""
     m = x.shape[0]
     for ch in prange(nch):
         cll[ch] = _z_chunk(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam,
-                           key, ch * m // nch, (ch + 1) * m // nch, ch, ccnt, csx, csxx, off)  # fmt: skip
+                           key, ch * m // nch, (ch + 1) * m // nch, ch, ccnt, csx, csxx, off,
+                           want_ll)  # fmt: skip
     reduce_chunks(nch, n_dest, ccnt, csx, csxx, cnt, sx, sxx)
     tot = 0.0
     for ch in range(nch):
@@ -197,20 +200,15 @@ def slice_min_of(logw, mins, t):
 
 @njit(cache=True, nogil=True)
 def sm_log_ratio(split, na, sxa, sxxa, nb, sxb, sxxb, lq, rr, sig, c1, labelled, nfree, hyp, fam,
-                 xbar, scat, psi, wl):  # fmt: skip
-    """log of the MH ratio of the move from the sides' raw sums (``split_merge.split_merge``):
-    log pi(split) - log pi(merged) = r + lgamma(n_A - s) + lgamma(n_B - s) - lgamma(n_A + n_B
-    - s) - c1 + log m(A) + log m(B) - log m(A u B), with the closed-form marginals (``niw.
-    log_marginal``); split: that - log q (+ log #empty slots, finite); merge: minus that +
-    log q (- log(#empty + 1))."""
-    moments(na, sxa, sxxa, xbar, scat)
-    lma = log_marginal(na, xbar, scat, hyp, fam, psi, wl)
-    moments(nb, sxb, sxxb, xbar, scat)
-    lmb = log_marginal(nb, xbar, scat, hyp, fam, psi, wl)
-    moments(na + nb, sxa + sxb, sxxa + sxxb, xbar, scat)
-    lmm = log_marginal(na + nb, xbar, scat, hyp, fam, psi, wl)
-    lpr = rr + math.lgamma(na - sig) + math.lgamma(nb - sig) - math.lgamma(na + nb - sig) - c1
-    lpr += lma + lmb - lmm
+                 xb3, sc3, psi, wl):  # fmt: skip
+    """log of the MH ratio of the move from the sides' raw sums (``split_merge.split_merge``,
+    ``split_merge.log_split_ratio``: log pi(split) - log pi(merged)); split: that - log q
+    (+ log #empty slots, finite); merge: minus that + log q (- log(#empty + 1)).  xb3, sc3:
+    (3, D) and (3, D, D) work arrays (A, B and their union)."""
+    moments(na, sxa, sxxa, xb3[0], sc3[0])
+    moments(nb, sxb, sxxb, xb3[1], sc3[1])
+    moments(na + nb, sxa + sxb, sxxa + sxxb, xb3[2], sc3[2])
+    lpr, _ = log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl)
     if split:
         return lpr - lq + (math.log(nfree) if labelled else 0.0)
     return -lpr + lq - (math.log(nfree + 1.0) if labelled else 0.0)

@@ -85,7 +85,7 @@ def log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl):
 
 
 @njit(cache=True, nogil=True)
-def _merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, hyp, fam, psi, wl):
+def merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, hyp, fam, psi, wl):
     """log pi(merged) - log pi(split) of clusters ci, cj from their raw sums (an upper bound
     of the merge's log MH ratio, whose other term, log q of the reverse split, is <= 0), and
     a margin that covers the rounding between raw sums and the move's two-pass moments."""
@@ -156,7 +156,7 @@ def split_merge(
         lu = math.log(1.0 - np.random.random())
         rr = 0.0 if labelled else rtab[nact - 1]
         # u and psi hold the union's sums until the moments are taken (then log_marginal's work)
-        bound, margin = _merge_bound(ci, cj, slots[0], sx, sxx, xb3, sc3, u, psi, rr, sig, c1,
+        bound, margin = merge_bound(ci, cj, slots[0], sx, sxx, xb3, sc3, u, psi, rr, sig, c1,
                                      hyp, fam, psi, wl)  # fmt: skip
         if labelled:
             bound -= math.log(nfree + 1.0)
