@@ -107,7 +107,7 @@ class FitResult:
 
 
 SUBCLUSTER_AUTO_N = 20_000  # rows from which 'auto' picks the sub-cluster engine
-LARGE_N_BUDGET = 4e7  # point-sweeps per chain of the sub-cluster engine's default run
+LARGE_N_BUDGET = 1e8  # point-sweeps per chain of the sub-cluster engine's default run
 
 
 def resolve_engine(spec: ModelSpec, engine: str | Engine, n_obs: int | None = None) -> Engine:

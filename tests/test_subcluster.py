@@ -124,7 +124,8 @@ def test_auto_engine_and_sweeps_at_large_n():
     assert resolve_engine(load_spec("pitman_yor"), "auto", 10**6) is Engine.COLLAPSED
     assert resolve_engine(dp, "collapsed", 10**6) is Engine.COLLAPSED  # an explicit choice
     n = 10**5
-    assert large_n_sweeps(Engine.SUBCLUSTER, n, 5000, 1000) == (int(LARGE_N_BUDGET / n), 100)
+    scaled = int(LARGE_N_BUDGET / n)
+    assert large_n_sweeps(Engine.SUBCLUSTER, n, 5000, 1000) == (scaled, max(100, scaled // 4))
     assert large_n_sweeps(Engine.SUBCLUSTER, 10**7, 5000, 1000) == (200, 100)
     assert large_n_sweeps(Engine.COLLAPSED, n, 5000, 1000) == (5000, 1000)
 
