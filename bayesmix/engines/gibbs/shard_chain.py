@@ -48,6 +48,8 @@ from bayesmix.engines.gibbs.subcluster import (
     n_chunks,
     new_key,
     relabel_pass,
+    slice_sticks,
+    slice_weights_head,
     stats_from_z,
     weights_given_z,
 )
@@ -344,13 +346,13 @@ def run_sharded_chain(
         master_s = time.perf_counter() - m0
         if sliced:
             m0 = time.perf_counter()
-            sk.slice_weights_head(kind, state, t, cnt, logw)
+            slice_weights_head(kind, state, t, cnt, logw)
             master_s += time.perf_counter() - m0
             res = call([(s, "logv_min", (chain, ops[s], key, t)) for s in range(nsh)])
             m0 = time.perf_counter()
             mins = np.minimum.reduce([r[0] for r in res])
             lmin = sk.slice_min_of(logw, mins, t)
-            n_dest, n_lik, capped = sk.slice_sticks(kind, state, t, logw, lmin)
+            n_dest, n_lik, capped = slice_sticks(kind, state, t, logw, lmin)
             use_slice = True
         else:
             m0 = time.perf_counter()

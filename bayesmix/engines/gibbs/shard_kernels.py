@@ -29,10 +29,8 @@ import numpy as np
 from numba import njit, prange
 
 from bayesmix.engines.gibbs.split_merge import log_split_ratio, moments
-from bayesmix.engines.gibbs.subcluster import _normalise, _unif, _z_chunk, reduce_chunks
+from bayesmix.engines.gibbs.subcluster import _unif, _z_chunk, reduce_chunks
 from bayesmix.kernels.niw import cl_add, cl_logpred
-from bayesmix.mixings import registry
-from bayesmix.numerics.rng import log_gamma_rv
 
 NEG_INF = -np.inf
 
@@ -154,39 +152,6 @@ def sm_apply(z, members, side, nm, split, ci, kb, j_local):
 # --------------------------------------------------------------------------
 # Master side (global sufficient statistics only)
 # --------------------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def slice_weights_head(kind, state, t, cnt, logw):
-    """DP / Pitman-Yor weights | z before the slices (``subcluster.weights_given_z``, the same
-    draws in the same order): (pi_1..pi_t, R) ~ Dir(n_k - sigma, theta + t sigma)."""
-    sig = registry.sigma_of(kind, state)
-    for k in range(t):
-        logw[k] = log_gamma_rv(cnt[k] - sig)
-    logw[t] = log_gamma_rv(state[0] + t * sig)
-    _normalise(logw, t + 1)
-
-
-@njit(cache=True, nogil=True)
-def slice_sticks(kind, state, t, logw, lmin):
-    """The rest R broken into sticks v_j ~ Beta(1 - sigma, theta + t sigma + j sigma) until the
-    mass left is below the smallest slice lmin (``subcluster.weights_given_z``); returns
-    (n_dest, n_lik, capped)."""
-    slots = logw.shape[0]
-    sig = registry.sigma_of(kind, state)
-    strength = state[0] + t * sig
-    rest = logw[t]
-    j = t
-    while rest > lmin and j < slots - 1:
-        ga = log_gamma_rv(1.0 - sig)
-        gb = log_gamma_rv(strength + (j - t + 1) * sig)
-        mx = max(ga, gb)
-        lse = mx + math.log(math.exp(ga - mx) + math.exp(gb - mx))
-        logw[j] = rest + ga - lse
-        rest = rest + gb - lse
-        j += 1
-    logw[j] = rest
-    return j, j + 1, rest > lmin
 
 
 @njit(cache=True, nogil=True)

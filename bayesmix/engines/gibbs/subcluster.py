@@ -406,20 +406,36 @@ def weights_given_z(kind, state, kk_lab, t, cnt, logw, z, key, nch):
     t sigma + j sigma) until the mass left is below the smallest slice (``slice_min``), so
     that no atom left out can be chosen; that mass sits in one last slot (not a destination;
     ``capped`` if the slots ran out first: a truncation, counted by the caller)."""
-    slots = logw.shape[0]
     if kk_lab > 0 or kind == registry.MFM:
         kk = kk_lab if kk_lab > 0 else int(state[registry.K_SLOT])
         for k in range(kk):
             logw[k] = log_gamma_rv(state[0] + cnt[k])
         _normalise(logw, kk)
         return kk, kk, False, False
+    slice_weights_head(kind, state, t, cnt, logw)
+    j, n_lik, capped = slice_sticks(kind, state, t, logw, slice_min(z, logw, key, nch))
+    return j, n_lik, True, capped
+
+
+@njit(cache=True, nogil=True)
+def slice_weights_head(kind, state, t, cnt, logw):
+    """DP / Pitman-Yor weights | z before the slices (``weights_given_z``):
+    (pi_1..pi_t, R) ~ Dir(n_k - sigma, theta + t sigma), in logw[:t + 1]."""
     sig = registry.sigma_of(kind, state)
     for k in range(t):
         logw[k] = log_gamma_rv(cnt[k] - sig)
-    strength = state[0] + t * sig
-    logw[t] = log_gamma_rv(strength)
+    logw[t] = log_gamma_rv(state[0] + t * sig)
     _normalise(logw, t + 1)
-    lmin = slice_min(z, logw, key, nch)
+
+
+@njit(cache=True, nogil=True)
+def slice_sticks(kind, state, t, logw, lmin):
+    """The rest R = exp(logw[t]) broken into sticks v_j ~ Beta(1 - sigma, theta + t sigma +
+    j sigma) until the mass left is below the smallest slice lmin, that mass in the last slot
+    (``weights_given_z``); returns (n_dest, n_lik, capped)."""
+    slots = logw.shape[0]
+    sig = registry.sigma_of(kind, state)
+    strength = state[0] + t * sig
     rest = logw[t]
     j = t
     while rest > lmin and j < slots - 1:
@@ -431,7 +447,7 @@ def weights_given_z(kind, state, kk_lab, t, cnt, logw, z, key, nch):
         rest = rest + gb - lse  # rest (1 - v_j)
         j += 1
     logw[j] = rest
-    return j, j + 1, True, rest > lmin
+    return j, j + 1, rest > lmin
 
 
 @njit(cache=True, nogil=True)
