@@ -38,7 +38,6 @@ import numpy as np
 
 from bayesmix import mixings
 from bayesmix.engines.gibbs import shard_kernels as sk
-from bayesmix.engines.gibbs.blocked import store_params
 from bayesmix.engines.gibbs.split_merge import log_counts, merge_bound
 from bayesmix.engines.gibbs.subcluster import (
     CAP_HITS,
@@ -47,15 +46,17 @@ from bayesmix.engines.gibbs.subcluster import (
     draw_components,
     n_chunks,
     new_key,
+    partition_hypers,
     relabel_pass,
+    rest_lump,
+    save_params,
     slice_sticks,
     slice_weights_head,
     stats_from_z,
     weights_given_z,
 )
 from bayesmix.kernels.niw import cl_add, cl_reset, predictive_tables
-from bayesmix.mixings import mfm, registry
-from bayesmix.numerics.linalg import logsumexp
+from bayesmix.mixings import registry
 
 NEG_INF = -np.inf
 _NO_Z = np.zeros(0, np.int64)  # compaction on the master: the labels live on the shards
@@ -334,13 +335,8 @@ def run_sharded_chain(
             meter.begin()
         m0 = time.perf_counter()
         # 1. hyperparameters | partition (and K | K+ for a static MFM)
-        if hyper_random:
-            na, _ = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
-            registry.collapsed_update(kind, state, hp, it, tune, cnt, act, na, n, kk_lab, logpk)
-            vtab[:] = np.nan
-            rtab[:] = np.nan
-        if kind == registry.MFM:
-            state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
+        partition_hypers(hyper_random, kind, state, hp, it, tune, cnt, act, pos, free, kk_lab,
+                         t, slots, n, logpk, vtab, rtab)  # fmt: skip
         # 2. weights and parameters | z
         key = np.uint64(new_key())
         master_s = time.perf_counter() - m0
@@ -361,10 +357,7 @@ def run_sharded_chain(
         if capped:
             state[CAP_HITS] += 1.0
         draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
-        t_ll, ll_fac, lw_tail = n_lik, 1.0, NEG_INF
-        if sliced and logw[t] > NEG_INF:  # the saved draw lumps the rest on atom t
-            lw_tail = logsumexp(logw[t:], n_lik - t)
-            t_ll, ll_fac = t, math.exp(lw_tail - logw[t])
+        t_ll, ll_fac, lw_tail = rest_lump(sliced, logw, t, n_lik)
         pending = -1
         keep_z = False
         if it >= tune and (it - tune + 1) % thin == 0:
@@ -372,14 +365,7 @@ def run_sharded_chain(
             out["k"][pending] = t
             out["state"][pending] = state
             keep_z = (pending * zr) % zs < zr
-            if sliced:
-                lw_t = logw[t]
-                logw[t] = lw_tail
-                store_params(pending, logw, mu, lc, out_w, out["mu"], out["cov"])
-                logw[t] = lw_t
-                out_w[pending, t + 1 :] = 0.0
-            else:
-                store_params(pending, logw, mu, lc, out_w, out["mu"], out["cov"])
+            save_params(pending, sliced, t, lw_tail, logw, mu, lc, out_w, out["mu"], out["cov"])
         anchors: tuple[int, ...] = ()
         if n_sm > 0 and n >= 2:
             anchors = sk.draw_pair(n)
@@ -440,9 +426,7 @@ def run_sharded_chain(
             if not split:  # a merge whose bound already fails needs no pass over the shards
                 lu = sk.uniform_log()
                 bound, margin = merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, xb1, psi, rr, sig, c1,
-                                            hyp, fam, psi, wl)  # fmt: skip
-                if labelled:
-                    bound -= math.log(nfree + 1.0)
+                                            labelled, nfree, hyp, fam, psi, wl)  # fmt: skip
                 if lu >= bound + margin:
                     master_s += time.perf_counter() - m0
                     continue

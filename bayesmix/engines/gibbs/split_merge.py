@@ -85,10 +85,12 @@ def log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl):
 
 
 @njit(cache=True, nogil=True)
-def merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, hyp, fam, psi, wl):
-    """log pi(merged) - log pi(split) of clusters ci, cj from their raw sums (an upper bound
-    of the merge's log MH ratio, whose other term, log q of the reverse split, is <= 0), and
-    a margin that covers the rounding between raw sums and the move's two-pass moments."""
+def merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, labelled, nfree, hyp,
+                fam, psi, wl):  # fmt: skip
+    """log pi(merged) - log pi(split) of clusters ci, cj from their raw sums, less the finite
+    mixture's log(#empty + 1) (an upper bound of the merge's log MH ratio, whose other term,
+    log q of the reverse split, is <= 0), and a margin that covers the rounding between raw
+    sums and the move's two-pass moments."""
     na = cnt[ci]
     nb = cnt[cj]
     d = sx.shape[1]
@@ -100,7 +102,7 @@ def merge_bound(ci, cj, cnt, sx, sxx, xb3, sc3, sx2, sxx2, rr, sig, c1, hyp, fam
     moments(nb, sx[cj], sxx[cj], xb3[1], sc3[1])
     moments(na + nb, sx2, sxx2, xb3[2], sc3[2])
     lpr, size = log_split_ratio(na, nb, xb3, sc3, rr, sig, c1, hyp, fam, psi, wl)
-    return -lpr, 1e-6 * (1.0 + size)
+    return -lpr - (math.log(nfree + 1.0) if labelled else 0.0), 1e-6 * (1.0 + size)
 
 
 @njit(cache=True, nogil=True)
@@ -157,9 +159,7 @@ def split_merge(
         rr = 0.0 if labelled else rtab[nact - 1]
         # u and psi hold the union's sums until the moments are taken (then log_marginal's work)
         bound, margin = merge_bound(ci, cj, slots[0], sx, sxx, xb3, sc3, u, psi, rr, sig, c1,
-                                     hyp, fam, psi, wl)  # fmt: skip
-        if labelled:
-            bound -= math.log(nfree + 1.0)
+                                     labelled, nfree, hyp, fam, psi, wl)  # fmt: skip
         if lu >= bound + margin:
             return nact, nfree, False
     nm = 0

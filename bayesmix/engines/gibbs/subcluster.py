@@ -275,7 +275,7 @@ def _draw_and_add(x, z, i, pr, ptot, n_dest, key2, off, ch, ccnt, csx, csxx):
 
 @njit(cache=True, nogil=True, parallel=True)
 def z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
-           csx, csxx, cll, want_ll=True):  # fmt: skip
+           csx, csxx, cll, want_ll):  # fmt: skip
     """z_i | pi, theta over the first n_dest slots, in parallel over nch chunks of points.
 
     c_k = log w_k + log N normalising constant (``niw.mixture_prepare``).  Without slices,
@@ -451,6 +451,46 @@ def slice_sticks(kind, state, t, logw, lmin):
 
 
 @njit(cache=True, nogil=True)
+def partition_hypers(hyper_random, kind, state, hp, it, tune, cnt, act, pos, free, kk_lab, t,
+                     slots, n, logpk, vtab, rtab):  # fmt: skip
+    """Step 1 of a sweep: the mixing's hyperparameters | partition (``registry.
+    collapsed_update``; the memoised urn tables vtab, rtab reset since they depend on them),
+    then K | K+ for a static MFM."""
+    if hyper_random:
+        na, _ = _sm_lists(kk_lab > 0, kk_lab, t, slots, cnt, act, pos, free)
+        registry.collapsed_update(kind, state, hp, it, tune, cnt, act, na, n, kk_lab, logpk)
+        vtab[:] = np.nan
+        rtab[:] = np.nan
+    if kind == registry.MFM:
+        state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
+
+
+@njit(cache=True, nogil=True)
+def rest_lump(sliced, logw, t, n_lik):
+    """(t_ll, ll_fac, lw_tail) of the saved draw: with slices, the rest mass (slots t..n_lik-1,
+    log lw_tail) lumped on atom t, whose weight is scaled by ll_fac; else (n_lik, 1, -inf)."""
+    if sliced and logw[t] > NEG_INF:
+        lw_tail = logsumexp(logw[t:], n_lik - t)
+        return t, math.exp(lw_tail - logw[t]), lw_tail
+    return n_lik, 1.0, NEG_INF
+
+
+@njit(cache=True, nogil=True)
+def save_params(s, sliced, t, lw_tail, logw, mu, lc, out_w, out_mu, out_cov):
+    """Row s of the outputs <- (w, mu, Sigma) of every slot (``blocked.store_params``); with
+    slices, the t clusters, then their rest mass in slot t and zero weight past it."""
+    if not sliced:
+        store_params(s, logw, mu, lc, out_w, out_mu, out_cov)
+        return
+    lw_t = logw[t]
+    logw[t] = lw_tail
+    store_params(s, logw, mu, lc, out_w, out_mu, out_cov)
+    logw[t] = lw_t
+    for k in range(t + 1, logw.shape[0]):
+        out_w[s, k] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free):
     """The split-merge move's slot lists: occupied slots (act, pos) and free ones, the next
     label t last (unlabelled: labels 0..t-1 are compact); returns (nact, nfree)."""
@@ -562,13 +602,8 @@ def subcluster_chain(
         t = compact(z, slots, cnt, sx, sxx, remap)
     for it in range(it0, it0 + n_iter):
         # 1. hyperparameters | partition (and K | K+ for a static MFM)
-        if hyper_random:
-            na, _ = _sm_lists(labelled, kk_lab, t, slots, cnt, act, pos, free)
-            registry.collapsed_update(kind, state, hp, it, tune, cnt, act, na, n, kk_lab, logpk)
-            vtab[:] = np.nan
-            rtab[:] = np.nan
-        if kind == registry.MFM:
-            state[registry.K_SLOT] = mfm.draw_k_given_kplus(t, state[0], n, logpk)
+        partition_hypers(hyper_random, kind, state, hp, it, tune, cnt, act, pos, free, kk_lab,
+                         t, slots, n, logpk, vtab, rtab)  # fmt: skip
         # 2. weights and parameters | z
         key = new_key()
         n_dest, n_lik, use_slice, capped = weights_given_z(
@@ -577,10 +612,7 @@ def subcluster_chain(
         if capped:
             state[CAP_HITS] += 1.0
         draw_components(n_lik, cnt, sx, sxx, logw, hyp, fam, mu, lc, c, li, xbar, scat, wk)
-        t_ll, ll_fac, lw_tail = n_lik, 1.0, NEG_INF
-        if sliced and logw[t] > NEG_INF:  # the saved draw lumps the rest on atom t
-            lw_tail = logsumexp(logw[t:], n_lik - t)  # log of the rest mass
-            t_ll, ll_fac = t, math.exp(lw_tail - logw[t])
+        t_ll, ll_fac, lw_tail = rest_lump(sliced, logw, t, n_lik)
         pending = -1
         if it >= tune and (it - tune + 1) % thin == 0:
             pending = (it - tune) // thin
@@ -591,16 +623,7 @@ def subcluster_chain(
             if (pending * zr) % zs < zr:
                 for i in range(n):
                     out_z[pending * zr // zs, i] = z[i]
-            if sliced:  # the clusters, then their rest mass in slot t
-                lw_t = logw[t]
-                logw[t] = lw_tail
-                store_params(pending, logw[:slots], mu[:slots], lc[:slots], out_w, out_mu,
-                             out_cov)  # fmt: skip
-                logw[t] = lw_t
-                for k in range(t + 1, slots):
-                    out_w[pending, k] = 0.0
-            else:
-                store_params(pending, logw, mu, lc, out_w, out_mu, out_cov)
+            save_params(pending, sliced, t, lw_tail, logw, mu, lc, out_w, out_mu, out_cov)
         # 3. z | weights, parameters (within the slices for the DP and Pitman-Yor)
         z_pass(x, z, mu, li, c, logw, n_dest, n_lik, use_slice, t_ll, ll_fac, fam, key, nch, ccnt,
                csx, csxx, cll, pending >= 0)  # fmt: skip
