@@ -59,10 +59,18 @@ studies). Study key ``<model>_<D>d_<engine>_spherical``, seed index ``SPHERICAL_
 + the index the conjugate formula gives for (model, D, engine slot): unique within the
 spherical studies (its D = 3 indices coincide only with D = 1 ones, which it does not run).
 
+Conjugate kernel with a hierarchical scale (``--kernel scale``, ``SCALE_KERNEL``): the shipped
+conjugate kernel with b0 (1-D NIG) or psi0 (2-D NIW, Psi0 = psi0 I) ~ Gamma(2, rate 8) instead
+of the fixed 0.25 (its prior mean); the scale is drawn first, then every component from the
+kernel with that scale.  Only the collapsed sampler runs it.  Extra quantity: the scale itself
+(``b0`` / ``psi0``), shared by all the components.  Study key ``<model>_<D>d_collapsed_scale``,
+seed index ``SCALE_OFFSET`` (4000) + the conjugate formula's index.
+
 Usage: ``python -m benchmarks.sbc [--quick] [--reps N] [--nuts-reps N] [--jobs 2]``;
 semi-conjugate kernel: ``python -m benchmarks.sbc --kernel semi`` (default output
 reports/validation/sbc_semi/); spherical kernel: ``--kernel spherical``
-(reports/validation/sbc_spherical/).
+(reports/validation/sbc_spherical/); the conjugate kernel with a hierarchical scale:
+``--kernel scale`` (reports/validation/sbc_scale/).
 """
 
 from __future__ import annotations
@@ -164,19 +172,28 @@ SEMI_KERNEL: dict[str, dict[str, Any]] = {
 # The spherical conjugate kernel (--kernel spherical): the shipped defaults (a0 = 2, b0 = 0.25,
 # kappa0 = 0.01, m0 = 0), one variance per component shared by the features.
 SPHERICAL_KERNEL: dict[str, Any] = {"covariance": "spherical", "prior": "conjugate"}
+# The conjugate kernel with a hierarchical scale (--kernel scale): the shipped defaults with
+# b0 (1-D) or psi0 (full, 2-D) ~ Gamma(2, rate 8) in place of the fixed 0.25 (its prior mean).
+SCALE_KERNEL: dict[str, Any] = {
+    "covariance": "full", "prior": "conjugate", "scale_prior": {"shape": 2.0, "rate": 8.0},
+}  # fmt: skip
 KERNELS: dict[str, dict[str, Any]] = {
     "conjugate": KERNEL,
     "semi": SEMI_KERNEL,
     "spherical": SPHERICAL_KERNEL,
+    "scale": SCALE_KERNEL,
 }
 SEMI_OFFSET = 1000  # semi-conjugate study i + 1000: no seed shared with a conjugate study
 SPHERICAL_OFFSET = 2000  # spherical study i + 2000
+SCALE_OFFSET = 4000  # conjugate kernel with a hierarchical scale: study i + 4000
 SPHERICAL_DIMS = (2, 3)  # in 1-D the spherical kernel is the conjugate one
 SEMI_ENGINES = ("blocked", "telescoping")  # the algorithms that run a semi-conjugate kernel
-QUANTITIES = ("concentration", "discount", "K", "K+", "loglik", "max_w", "beta", "log_det_C0")
+QUANTITIES = (
+    "concentration", "discount", "K", "K+", "loglik", "max_w", "beta", "log_det_C0", "b0", "psi0",
+)  # fmt: skip
 GIBBS_ENGINES = ("blocked", "telescoping", "collapsed", "subcluster")
 # the engines each non-default kernel runs (for messages)
-KERNEL_ENGINES = {"semi": SEMI_ENGINES, "spherical": GIBBS_ENGINES}
+KERNEL_ENGINES = {"semi": SEMI_ENGINES, "spherical": GIBBS_ENGINES, "scale": ("collapsed",)}
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
 # Pre-registered re-check of the blocked Gibbs sampler (written before it was run): every
@@ -204,7 +221,7 @@ class Config:
     reps: int
     index: int  # feeds the per-replication seeds
     stage: str = "main"  # main | confirm (re-run of a study that failed at 1%) | recheck
-    kernel: str = "conjugate"  # conjugate (KERNEL) | semi (SEMI_KERNEL) | spherical
+    kernel: str = "conjugate"  # conjugate (KERNEL) | semi (SEMI_KERNEL) | spherical | scale
 
     @property
     def key(self) -> str:
@@ -235,9 +252,9 @@ class Settings:
 
 
 def kernel_table(kernel: str, dim: int) -> dict[str, Any]:
-    """The [kernel] table of an SBC kernel in D dimensions (KERNEL, SPHERICAL_KERNEL, or
-    SEMI_KERNEL["<D>d"])."""
-    if kernel in ("conjugate", "spherical"):
+    """The [kernel] table of an SBC kernel in D dimensions (KERNEL, SPHERICAL_KERNEL,
+    SCALE_KERNEL, or SEMI_KERNEL["<D>d"])."""
+    if kernel in ("conjugate", "spherical", "scale"):
         return KERNELS[kernel]
     return KERNELS[kernel][f"{dim}d"]
 
@@ -440,13 +457,28 @@ def _data(z: np.ndarray, mu: np.ndarray, cov: np.ndarray, rng) -> np.ndarray:
     return x
 
 
-def _scale(kernel, d: int, params: dict[str, float], rng) -> np.ndarray | None:
-    """C0 of a semi-conjugate kernel (shared by all the components; ``draw_scale``), its SBC
-    quantity added to params when the scale is hierarchical; None for the conjugate kernel."""
+def conjugate_scale_name(kernel, d: int) -> str:
+    """The conjugate kernel's scale that ``scale_prior`` puts a Gamma on: b0 of the NIG
+    (1-D, diag, spherical) or psi0 of the NIW (full; Psi0 = psi0 I)."""
+    return "psi0" if d > 1 and kernel.covariance == "full" else "b0"
+
+
+def _scale(kernel, d: int, params: dict[str, float], rng) -> tuple[Any, np.ndarray | None]:
+    """The kernel the components are drawn from and, for a semi-conjugate kernel, its scale
+    C0 (shared by all the components; ``draw_scale``). A hierarchical scale's SBC quantity is
+    added to params: C0's (``scale_quantities``), or for the conjugate kernel with a
+    ``scale_prior`` the scale b0 / psi0 ~ Gamma(shape, rate) itself, which the returned kernel
+    then holds. The conjugate kernel without one draws nothing (its random stream is kept)."""
+    prior = getattr(kernel, "scale_prior", None)
+    if kernel.prior == "conjugate" and prior is not None:
+        name = conjugate_scale_name(kernel, d)
+        value = float(rng.gamma(prior.shape, 1.0 / prior.rate))
+        params[name] = value
+        return dataclasses.replace(kernel, **{name: value}), None
     c0 = draw_scale(kernel, d, rng)
     if c0 is not None and kernel.scale == "hierarchical":
         params.update({k: float(v) for k, v in scale_quantities(c0).items()})
-    return c0
+    return kernel, c0
 
 
 def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Truth:
@@ -461,7 +493,7 @@ def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Tru
         cnt = np.bincount(z).astype(float)
         # (w_1..w_K+, w_rest): the occupied atoms and one lumped atom, all from the base measure
         w = dirichlet_vec(np.concatenate([cnt - sigma, [conc + len(cnt) * sigma]]), rng)
-        c0 = _scale(kern, d, params, rng)
+        kern, c0 = _scale(kern, d, params, rng)
         mu, cov = draw_kernel(kern, d, len(w), rng, c0)
         return Truth(_data(z, mu, cov, rng), z, w, mu, cov, params, c0)
     if mix.type == "mfm":
@@ -478,7 +510,7 @@ def simulate(spec, engine: str, d: int, n: int, rng: np.random.Generator) -> Tru
         w = py_sticks(conc, sigma, mix.n_components, rng)
     else:
         w = stick_breaking(conc, rng, mix.n_components if truncated else None)
-    c0 = _scale(kern, d, params, rng)
+    kern, c0 = _scale(kern, d, params, rng)
     mu, cov = draw_kernel(kern, d, len(w), rng, c0)
     z = rng.choice(len(w), size=n, p=w / w.sum())
     x = _data(z, mu, cov, rng)
@@ -556,6 +588,9 @@ def fit_gibbs(spec, x: np.ndarray, engine: str, st: Settings, rng: np.random.Gen
         q = _quantities(dr.w, dr.z, _named_params(spec.mixing, dr.params), ll)
         if "C0" in dr.kernel_params:  # semi-conjugate kernel with a hierarchical scale
             q.update(scale_quantities(dr.kernel_params["C0"]))
+        for name in ("b0", "psi0"):  # conjugate kernel with a hierarchical scale
+            if name in dr.kernel_params:
+                q[name] = np.asarray(dr.kernel_params[name], dtype=float)
         e, emin = _min_ess(q)
         need = st.ess_margin * st.n_kept
         if emin >= need or thin >= st.max_thin:
@@ -795,9 +830,11 @@ def plot_config(res: dict[str, Any], st: Settings, path) -> None:
     cfg = res["config"]
     fig.suptitle(
         f"SBC: {cfg['model']} {cfg['dim']}-D, {cfg['engine']}"
-        + {"semi": " (semi-conjugate kernel)", "spherical": " (spherical kernel)"}.get(
-            cfg.get("kernel", "conjugate"), ""
-        )
+        + {
+            "semi": " (semi-conjugate kernel)",
+            "spherical": " (spherical kernel)",
+            "scale": " (conjugate kernel, hierarchical scale)",
+        }.get(cfg.get("kernel", "conjugate"), "")
         + f" ({res['diagnostics']['reps']} reps, "
         f"L = {st.n_kept}); grey: 99% per-bin band / 95% simultaneous ECDF band",
         fontsize=9,
@@ -1146,6 +1183,16 @@ def _kernel_line(kernel: str) -> str:
             "Sigma_k = sigma_k^2 I, mu_k | sigma_k^2 ~ N(m0 1, sigma_k^2 / kappa0 I); 2-D and "
             "3-D studies, Gibbs engines only (blocked / telescoping and collapsed)."
         )
+    if kernel == "scale":
+        return (
+            f"- Kernel (`--kernel scale`): `{SCALE_KERNEL}` with the shipped KernelSpec "
+            "defaults otherwise (m0 = 0, kappa0 = 0.01, a0 = 2, nu0 = D + 2): the conjugate "
+            "NIG (1-D) / NIW (2-D) kernel whose scale is random, b0 ~ Gamma(2, rate 8) in 1-D "
+            "and psi0 ~ Gamma(2, rate 8) in 2-D (prior mean 0.25, the fixed default), one "
+            "scale shared by all the components; collapsed Gibbs only (it samples the scale "
+            "given the partition, `kernels.niw.draw_scale`). Extra quantity: `b0` (1-D) / "
+            "`psi0` (2-D)."
+        )
     tabs = "; ".join(f"{d}: `{t}`" for d, t in SEMI_KERNEL.items())
     return (
         f"- Kernel (`--kernel semi`): semi-conjugate with a hierarchical scale, {tabs}. "
@@ -1200,6 +1247,8 @@ def write_report(
         title += " (semi-conjugate hierarchical kernel)"
     elif kernel == "spherical":
         title += " (spherical conjugate kernel)"
+    elif kernel == "scale":
+        title += " (conjugate kernel with a hierarchical scale)"
     lines = [title, "", run, "", "## Result", ""]
     if recheck_keys:
         pooled = pooled_studies(all_res, followup, st)
@@ -1339,6 +1388,8 @@ def write_report(
             if kernel == "semi"
             else f"; spherical study i is the conjugate formula's index + {SPHERICAL_OFFSET}"
             if kernel == "spherical"
+            else f"; hierarchical-scale study i is the conjugate formula's index + {SCALE_OFFSET}"
+            if kernel == "scale"
             else ""
         )
         + "; `sbc.json` holds every rank, truth and seed.",
@@ -1367,7 +1418,9 @@ def configs(
     1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1.
     kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
     blocked, telescoping for MFMs), study i + SEMI_OFFSET. kernel = "spherical": the Gibbs
-    algorithms in SPHERICAL_DIMS (2-D, 3-D), study i + SPHERICAL_OFFSET."""
+    algorithms in SPHERICAL_DIMS (2-D, 3-D), study i + SPHERICAL_OFFSET. kernel = "scale":
+    the conjugate kernel with a hierarchical scale, collapsed Gibbs only, study i +
+    SCALE_OFFSET."""
     out = []
     for m, model in enumerate(MODELS):
         if model not in models:
@@ -1379,7 +1432,12 @@ def configs(
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
-                if kernel == "spherical":
+                if kernel == "scale":
+                    if engine == "collapsed":
+                        out.append(
+                            Config(model, dim, engine, reps, i + SCALE_OFFSET, kernel=kernel)
+                        )
+                elif kernel == "spherical":
                     if engine != "nuts":
                         out.append(
                             Config(model, dim, engine, reps, i + SPHERICAL_OFFSET, kernel=kernel)
@@ -1538,13 +1596,16 @@ def main(argv: list[str] | None = None) -> int:
         default="conjugate",
         help="conjugate (NIG / NIW, every engine), semi (semi-conjugate with a hierarchical "
         f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET}) or spherical "
-        f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D, Gibbs only, seeds i + {SPHERICAL_OFFSET})",
+        f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D, Gibbs only, seeds i + {SPHERICAL_OFFSET}) "
+        "or scale (conjugate with b0 / psi0 ~ Gamma(2, 8): collapsed Gibbs only, seeds i + "
+        f"{SCALE_OFFSET})",
     )
     ap.add_argument(
         "--out",
         default=None,
         help="output folder (default reports/validation, --kernel semi: "
-        "reports/validation/sbc_semi, --kernel spherical: reports/validation/sbc_spherical; "
+        "reports/validation/sbc_semi, --kernel spherical: reports/validation/sbc_spherical, "
+        "--kernel scale: reports/validation/sbc_scale; "
         "--quick: <that>/quick)",
     )
     args = ap.parse_args(argv)

@@ -156,3 +156,75 @@ def test_sbc_spherical_prior_simulator_and_configs() -> None:
     used = {c.index + o for c in others for o in (0, 100, 200)}
     idx = [c.index + o for c in sph for o in (0, 100, 200)]
     assert len(set(idx)) == len(idx) and not used & set(idx)
+
+
+# --------------------------------------------------------------------------
+# Conjugate kernel with a hierarchical scale (benchmarks.sbc --kernel scale)
+# --------------------------------------------------------------------------
+
+
+def test_sbc_scale_prior_simulator() -> None:
+    """The simulator's hierarchical conjugate scale: b0 (1-D) / psi0 (2-D) ~ Gamma(2, rate 8)
+    (mean 0.25, sd 0.177), and the components drawn under that scale: in 1-D E[sigma^-2 | b0]
+    = a0 / b0, in 2-D E[Sigma^-1 | psi0] = nu0 / psi0 I. A rate read as a scale (mean 16) or a
+    scale not passed on to the components (E[b0 sigma^-2] = a0 E[b0] / 0.25 stays a0 only by
+    chance) fails these."""
+    from benchmarks.sbc import SCALE_KERNEL, _scale, conjugate_scale_name, draw_kernel, make_spec
+
+    rng = np.random.default_rng(12)
+    prior = SCALE_KERNEL["scale_prior"]
+    for d, name in ((1, "b0"), (2, "psi0")):
+        kern = make_spec("dp", "scale", d).kernel
+        assert conjugate_scale_name(kern, d) == name
+        m = 4000
+        scales = np.empty(m)
+        prod = np.empty((m, d, d))
+        for i in range(m):
+            params: dict[str, float] = {}
+            used, c0 = _scale(kern, d, params, rng)
+            assert c0 is None and set(params) == {name}
+            scales[i] = params[name]
+            assert getattr(used, name) == scales[i]
+            _, cov = draw_kernel(used, d, 1, rng)
+            prod[i] = scales[i] * np.linalg.inv(cov[0])
+        mean = prior["shape"] / prior["rate"]
+        se = np.sqrt(prior["shape"]) / prior["rate"] / np.sqrt(m)
+        assert abs(scales.mean() - mean) < 4 * se
+        # E[scale * precision] = a0 (1-D: sigma^-2 | b0 ~ Gamma(a0, rate b0)) or nu0 I
+        target = kern.a0 if d == 1 else kern.nu0_for(d)
+        np.testing.assert_allclose(prod.mean(axis=0), target * np.eye(d), atol=0.15 * target)
+
+
+def test_sbc_scale_configs() -> None:
+    """Hierarchical-scale studies: collapsed only, 1-D and 2-D, key suffix _scale, seed index
+    = the conjugate study's index + SCALE_OFFSET, no index shared with another kernel's."""
+    from benchmarks.sbc import SCALE_OFFSET, configs
+
+    engines = ("blocked", "telescoping", "collapsed", "nuts")
+    conj = {c.key: c for c in configs(500, 100, engines)}
+    scale = configs(500, 100, engines, kernel="scale")
+    assert {c.engine for c in scale} == {"collapsed"} and {c.dim for c in scale} == {1, 2}
+    for c in scale:
+        assert c.key == f"{c.model}_{c.dim}d_collapsed_scale"
+        assert c.index == conj[c.key.removesuffix("_scale")].index + SCALE_OFFSET
+    others = {c.index + o for k in ("conjugate", "semi", "spherical")
+              for c in configs(500, 100, engines, kernel=k) for o in (0, 100, 200)}  # fmt: skip
+    assert not others & {c.index + o for c in scale for o in (0, 100, 200)}
+
+
+@pytest.mark.sbc
+def test_sbc_scale_study_end_to_end(tmp_path) -> None:
+    """One hierarchical-scale study through main(): the scale b0 is ranked with the others."""
+    import json
+
+    from benchmarks.sbc import SCALE_OFFSET, main
+
+    reps, key = 4, "dp_1d_collapsed_scale"
+    argv = ["--kernel", "scale", "--models", "dp", "--only", key, "--reps", str(reps),
+            "--jobs", "1", "--no-confirm", "--seed", "7", "--max-thin", "4",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "sbc.json").read_text())["results"][key]
+    assert res["config"]["kernel"] == "scale" and res["config"]["index"] > SCALE_OFFSET
+    assert set(res["quantities"]) == {"concentration", "K+", "loglik", "max_w", "b0"}
+    assert all(set(r["ranks"]) == set(res["quantities"]) for r in res["replications"])
