@@ -36,12 +36,15 @@ Methods per data set (``--methods``, default all):
   scale, telescoping Gibbs, thin 2) and ``sparse_semi`` (K = 10, semi-conjugate hierarchical
   kernel, blocked Gibbs), engine "gibbs"; ``dp`` and ``mfm`` with ``kernel.covariance =
   "auto"`` (the family chosen by EM + BIC across families before sampling; the choice is
-  recorded).  2 chains; collapsed: tune 500, 1000 draws per chain (N <= 300) or 500
+  recorded); ``mfm_auto_scale`` (``mfm`` with covariance "auto" and a hierarchical kernel
+  scale, b0 or psi0 ~ Gamma(1, 4), collapsed Gibbs).  2 chains; collapsed: tune 500, 1000 draws per chain (N <= 300) or 500
   (N = 1000); blocked / telescoping Gibbs, whose K+ moves far less per sweep: tune 2000,
   2000 kept draws per chain.  Point answer = posterior mode of K+ (DP, sparse finite) or
   of K (the MFMs, whose K+ is kept too), plus the 90% credible set and P(K0);
 * EM + BIC: scikit-learn ``GaussianMixture`` (full covariance, n_init = 2) for K = 1..10,
-  answer = argmin BIC;
+  answer = argmin BIC; and over families (``em_bic_families``): the same for spherical,
+  diagonal and full covariances, argmin over K and family (mclust's choice among VII, VVI
+  and VVV); the targets are evaluated against both;
 * VB: scikit-learn ``BayesianGaussianMixture`` (Dirichlet-process weights, 10 components,
   defaults otherwise), answer = number of weights > 0.02.
 
@@ -101,7 +104,9 @@ METHODS = (
     "bayesmix_sparse_semi",
     "bayesmix_dp_auto",
     "bayesmix_mfm_auto",
+    "bayesmix_mfm_auto_scale",
     "em_bic",
+    "em_bic_families",
     "vb_dp",
 )
 METHOD_LABELS = {
@@ -112,7 +117,9 @@ METHOD_LABELS = {
     "bayesmix_sparse_semi": "bayesmix sparse finite, semi-conjugate kernel",
     "bayesmix_dp_auto": "bayesmix DP, covariance = auto",
     "bayesmix_mfm_auto": "bayesmix MFM, covariance = auto",
+    "bayesmix_mfm_auto_scale": "bayesmix MFM, covariance = auto, hierarchical scale b0 ~ Gamma(1, 4)",
     "em_bic": "EM + BIC (K = 1..10)",
+    "em_bic_families": "EM + BIC over families (K = 1..10; spherical, diag, full)",
     "vb_dp": "VB DP (sklearn, w > 0.02)",
 }
 SHORT = {
@@ -123,7 +130,9 @@ SHORT = {
     "bayesmix_sparse_semi": "sparse-semi",
     "bayesmix_dp_auto": "DP-auto",
     "bayesmix_mfm_auto": "MFM-auto",
+    "bayesmix_mfm_auto_scale": "MFM-auto-scale",
     "em_bic": "BIC",
+    "em_bic_families": "BIC-fam",
     "vb_dp": "VB",
 }
 # method -> (shipped spec, engine, kernel.covariance = "auto")
@@ -135,10 +144,19 @@ BAYES_SPECS = {
     "bayesmix_sparse_semi": ("sparse_semi", "gibbs", False),
     "bayesmix_dp_auto": ("dp", "collapsed", True),
     "bayesmix_mfm_auto": ("mfm", "collapsed", True),
+    "bayesmix_mfm_auto_scale": ("mfm_auto_scale", "collapsed", True),
 }
 BAYES = tuple(BAYES_SPECS)
 SPEC_NAMES = {m: v[0] for m, v in BAYES_SPECS.items()}
-MFMS = ("bayesmix_mfm", "bayesmix_telescope", "bayesmix_mfm_auto")  # answer: mode of K
+AUTO = tuple(m for m, v in BAYES_SPECS.items() if v[2])  # covariance = "auto"
+MFMS = (
+    "bayesmix_mfm",
+    "bayesmix_telescope",
+    "bayesmix_mfm_auto",
+    "bayesmix_mfm_auto_scale",
+)  # answer: mode of K
+CLASSICAL = ("em_bic", "em_bic_families", "vb_dp")
+EM_FAMILIES = ("spherical", "diag", "full")
 LEGACY_SEEDED = ("bayesmix_dp", "bayesmix_sparse")  # the first version's seed (comparable)
 SENS = ("bayesmix_dp", "bayesmix_sparse")  # refitted with a smaller kernel scale prior
 PARTIAL = "recovery_partial.jsonl"
@@ -300,7 +318,7 @@ def method_seed(method: str, seed: int, entropy: list[int]) -> int:
     SeedSequence(entropy + [crc32(method name)])."""
     if method in LEGACY_SEEDED:
         return seed
-    if method in ("em_bic", "vb_dp"):
+    if method in CLASSICAL:
         return seed % (2**31 - 1)
     ss = np.random.SeedSequence([*entropy, zlib.crc32(method.encode())])
     return int(ss.generate_state(1)[0] % 2**31)
@@ -395,16 +413,33 @@ def run_bayesmix(
     return out
 
 
-def run_em_bic(x: np.ndarray, st: Settings, seed: int) -> dict[str, Any]:
-    """argmin_K BIC of full-covariance EM fits, K = 1..max_k (n_init restarts each)."""
+def run_em_bic(
+    x: np.ndarray, st: Settings, seed: int, families: tuple[str, ...] = ("full",)
+) -> dict[str, Any]:
+    """argmin over K = 1..max_k (and the covariance families) of the BIC of EM fits (n_init
+    restarts each). Several families choose the family by BIC too, as mclust does (its VII /
+    VVI / VVV: spherical, diagonal, full; Fraley & Raftery 2002); in 1-D they coincide, so only
+    'full' is fitted."""
     from sklearn.mixture import GaussianMixture
 
     t0 = time.perf_counter()
-    bics = []
-    for k in range(1, st.max_k + 1):
-        gm = GaussianMixture(k, covariance_type="full", n_init=st.n_init, random_state=seed)
-        bics.append(float(gm.fit(x).bic(x)))
-    return {"answer": int(np.argmin(bics)) + 1, "bic": bics, "seconds": time.perf_counter() - t0}
+    fams = families if x.shape[1] > 1 else ("full",)
+    bics = {
+        f: [
+            float(
+                GaussianMixture(k, covariance_type=f, n_init=st.n_init, random_state=seed)
+                .fit(x)
+                .bic(x)
+            )
+            for k in range(1, st.max_k + 1)
+        ]
+        for f in fams
+    }
+    best = min(fams, key=lambda f: min(bics[f]))
+    out = {"answer": int(np.argmin(bics[best])) + 1, "bic": bics[best]}
+    if len(families) > 1:
+        out |= {"family": best, "bic_by_family": bics}
+    return out | {"seconds": time.perf_counter() - t0}
 
 
 def run_vb(x: np.ndarray, st: Settings, seed: int) -> dict[str, Any]:
@@ -446,6 +481,8 @@ def run_method(method: str, case: Case, x: np.ndarray, st: Settings, seed: int) 
     try:
         if method == "em_bic":
             return run_em_bic(x, st, seed)
+        if method == "em_bic_families":
+            return run_em_bic(x, st, seed, EM_FAMILIES)
         if method == "vb_dp":
             return run_vb(x, st, seed)
         out = run_bayesmix(method, x, case.k0, st, seed)
@@ -537,6 +574,33 @@ def read_partial(path: Path) -> tuple[dict, list[dict], list[dict], int]:
         else:
             records.append(obj)
     return header, records, sessions, bad
+
+
+def partial_from_report(path: Path) -> list[dict]:
+    """The partial file's lines (header, sessions, one record per (data set, method)) rebuilt
+    from a rendered recovery.json, so that a study whose partial file is gone (it is not
+    committed) can be resumed with more methods; ``assemble`` inverts it."""
+    rep = json.loads(path.read_text(encoding="utf-8"))
+    meta = rep["meta"]
+    header = {"settings": rep["settings"], "argv": meta["command"].split()[2:], "git": meta["git"]}
+    sessions = [
+        {"session": {"command": c, "date": meta["date"], "grid": meta.get("grid", "default"),
+                     "jobs": meta.get("jobs", 1), "rebuilt_from": str(path)}
+         | ({"wall_s": meta["wall_s"]} if i == 0 and meta.get("wall_s") else {})}
+        for i, c in enumerate(meta.get("commands") or [meta["command"]])
+    ]  # fmt: skip
+    records = []
+    for r in rep["results"]:
+        sens = r.get("sensitivity", {})
+        for m in METHODS:
+            if m not in r:
+                continue
+            res = dict(r[m]) | ({"small_b0": sens[m]} if m in sens else {})
+            records.append(
+                {"case": r["case"], "entropy": r["entropy"], "seed": r["seed"], "method": m,
+                 "method_seed": r["method_seeds"][m], "result": res}
+            )  # fmt: skip
+    return [{"header": header}, *sessions, *records]
 
 
 def pair_key(rec: dict) -> tuple:
@@ -691,7 +755,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         sens.append(row)
     choice: dict[str, dict[str, dict[str, int]]] = {}
     for r in results:
-        for m in ("bayesmix_dp_auto", "bayesmix_mfm_auto"):
+        for m in AUTO:
             v = r.get(m)
             if _ok(v):
                 fam = (v.get("kernel_choice") or {}).get("covariance", v.get("covariance"))
@@ -702,6 +766,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "settings": rows,
         "headline": headline(results),
         "targets": targets(results, rows),
+        "targets_families": targets(results, rows, "em_bic_families"),
         "kernel_choice": choice,
         "sensitivity": sens,
     }
@@ -740,20 +805,24 @@ def headline(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def targets(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def targets(
+    results: list[dict[str, Any]], rows: list[dict[str, Any]], baseline: str = "em_bic"
+) -> dict[str, Any]:
     """The issue's three targets for every Bayesian answer (MFMs: K, and K+ for reference):
     (1) accuracy >= EM + BIC's in every well-separated cell where BIC is right >= 80% of the
     time; (2) overall accuracy >= BIC's + 5 points (over the data sets both were run on);
     (3) the 90% credible set covers K0 in >= 85% of the data sets.  Errors count as misses;
-    (1) is n/a (None, not counted as met) when no well-separated cell has BIC right >= 80%."""
+    (1) is n/a (None, not counted as met) when no well-separated cell has BIC right >= 80%.
+    ``baseline`` is the BIC method: full covariances ("em_bic", the issue's) or the best of
+    the covariance families ("em_bic_families", as mclust)."""
     methods = methods_in(results)
-    if "em_bic" not in methods:
+    if baseline not in methods:
         return {}
     out: dict[str, Any] = {}
     for key, m, q in variants([m for m in methods if m in BAYES]):
         cells, failing = 0, []
         for row in rows:
-            b, v = row.get("em_bic"), row.get(m)
+            b, v = row.get(baseline), row.get(m)
             if row["sep"] != "well" or not b or not v or not b["n"] or not v["n"]:
                 continue
             if b["accuracy"] + TOL < TARGET_BIC_RIGHT:
@@ -764,8 +833,8 @@ def targets(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[s
                 failing.append(
                     {"cell": _cell_name(row), "accuracy": acc, "bic": b["accuracy"]}
                 )  # fmt: skip
-        both = [r for r in results if m in r and "em_bic" in r]
-        sm, sb = _stats(both, m, q), _stats(both, "em_bic")
+        both = [r for r in results if m in r and baseline in r]
+        sm, sb = _stats(both, m, q), _stats(both, baseline)
         cov = sm.get("coverage_90", math.nan)
         t1 = {"cells": cells, "failing": failing, "met": (not failing) if cells else None}
         t2 = {
@@ -867,6 +936,63 @@ def _secs(v: float | None) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.2f}"
 
 
+def _targets_lines(tg: dict[str, Any], label: str) -> list[str]:
+    """The targets table (``targets``) against one BIC baseline, and the failing cells."""
+    if not tg:
+        return []
+    lines: list[str] = []
+    lines += [
+        "",
+        f"## Targets against {label}",
+        "",
+        "The issue's targets for the candidate default, evaluated for every Bayesian "
+        "method (MFMs: K, the answer they report; their K+ for reference): (1) accuracy "
+        f">= EM + BIC's in every well-separated cell where BIC is right >= "
+        f"{100 * TARGET_BIC_RIGHT:.0f}% of the time; (2) overall accuracy >= BIC's + "
+        f"{100 * TARGET_MARGIN:.0f} points (over the data sets both were run on); (3) the "
+        f"90% credible set covers K0 in >= {100 * TARGET_COVERAGE:.0f}% of the data sets.",
+        "",
+        "| method | answer | (1) well-separated cells | (2) overall accuracy vs BIC + 5 "
+        "| (3) 90% coverage | targets met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, t in tg.items():
+        m = key.split(":")[0]
+        t1, t2, t3 = t["well_cells"], t["overall"], t["coverage"]
+        worst = min(t1["failing"], key=lambda f: f["accuracy"] - f["bic"], default=None)
+        w_text = (
+            f"; worst {worst['cell']}: {_pct(worst['accuracy'])} vs {_pct(worst['bic'])}"
+            if worst
+            else ""
+        )
+        lines.append(
+            f"| {METHOD_LABELS[m]} | {t['quantity']} "
+            f"| {_met(t1)}: {t1['cells'] - len(t1['failing'])} of {t1['cells']} cells >= BIC"
+            f"{w_text} "
+            f"| {_met(t2)}: {_pct(t2['accuracy'])} vs {_pct(t2['bic'])} + 5 "
+            f"({100 * (t2['accuracy'] - t2['bic']):+.1f} points; {t2['n']} data sets) "
+            f"| {_met(t3)}: {_pct(t3['coverage_90'])} | {t['n_met']} of 3 |"
+        )
+    fails = [
+        (k, f)
+        for k, t in tg.items()
+        if ":" not in k
+        for f in sorted(t["well_cells"]["failing"], key=lambda f: f["accuracy"] - f["bic"])[:8]
+    ]
+    if fails:
+        lines += [
+            "",
+            "Well-separated cells where a method falls below BIC (BIC right >= 80%; the "
+            "8 largest gaps per method): "
+            + "; ".join(
+                f"{vlabel(k)} {f['cell']} ({_pct(f['accuracy'])} vs {_pct(f['bic'])})"
+                for k, f in fails
+            )
+            + ".",
+        ]
+    return lines
+
+
 def write_report(summary: dict[str, Any], st: Settings, meta: dict[str, Any], reps: dict) -> str:
     """recovery.md: headline and target tables, reading, per-cell tables, settings."""
     h, rows, tg = summary["headline"], summary["settings"], summary.get("targets", {})
@@ -921,56 +1047,11 @@ def write_report(summary: dict[str, Any], st: Settings, meta: dict[str, Any], re
             + "".join(f"| {_secs(x.get(f'seconds_N{n}'))} " for n in ns)
             + f"| {x['fit_hours']:.2f} |"
         )
-    if tg:
-        lines += [
-            "",
-            "## Targets",
-            "",
-            "The issue's targets for the candidate default, evaluated for every Bayesian "
-            "method (MFMs: K, the answer they report; their K+ for reference): (1) accuracy "
-            f">= EM + BIC's in every well-separated cell where BIC is right >= "
-            f"{100 * TARGET_BIC_RIGHT:.0f}% of the time; (2) overall accuracy >= BIC's + "
-            f"{100 * TARGET_MARGIN:.0f} points (over the data sets both were run on); (3) the "
-            f"90% credible set covers K0 in >= {100 * TARGET_COVERAGE:.0f}% of the data sets.",
-            "",
-            "| method | answer | (1) well-separated cells | (2) overall accuracy vs BIC + 5 "
-            "| (3) 90% coverage | targets met |",
-            "|---|---|---|---|---|---|",
-        ]
-        for key, t in tg.items():
-            m = key.split(":")[0]
-            t1, t2, t3 = t["well_cells"], t["overall"], t["coverage"]
-            worst = min(t1["failing"], key=lambda f: f["accuracy"] - f["bic"], default=None)
-            w_text = (
-                f"; worst {worst['cell']}: {_pct(worst['accuracy'])} vs {_pct(worst['bic'])}"
-                if worst
-                else ""
-            )
-            lines.append(
-                f"| {METHOD_LABELS[m]} | {t['quantity']} "
-                f"| {_met(t1)}: {t1['cells'] - len(t1['failing'])} of {t1['cells']} cells >= BIC"
-                f"{w_text} "
-                f"| {_met(t2)}: {_pct(t2['accuracy'])} vs {_pct(t2['bic'])} + 5 "
-                f"({100 * (t2['accuracy'] - t2['bic']):+.1f} points; {t2['n']} data sets) "
-                f"| {_met(t3)}: {_pct(t3['coverage_90'])} | {t['n_met']} of 3 |"
-            )
-        fails = [
-            (k, f)
-            for k, t in tg.items()
-            if ":" not in k
-            for f in sorted(t["well_cells"]["failing"], key=lambda f: f["accuracy"] - f["bic"])[:8]
-        ]
-        if fails:
-            lines += [
-                "",
-                "Well-separated cells where a method falls below BIC (BIC right >= 80%; the "
-                "8 largest gaps per method): "
-                + "; ".join(
-                    f"{vlabel(k)} {f['cell']} ({_pct(f['accuracy'])} vs {_pct(f['bic'])})"
-                    for k, f in fails
-                )
-                + ".",
-            ]
+    lines += _targets_lines(tg, "EM + BIC (full covariances)")
+    lines += _targets_lines(
+        summary.get("targets_families") or {},
+        "EM + BIC over covariance families (spherical, diagonal, full: the mclust-style baseline)",
+    )
     lines += ["", "## Reading", "", meta.get("reading", "(see the tables)"), ""]
     lines += [
         "## Accuracy per cell",
@@ -1084,7 +1165,9 @@ def write_report(summary: dict[str, Any], st: Settings, meta: dict[str, Any], re
 
 
 def _answer_name(m: str) -> str:
-    return {"em_bic": "argmin BIC", "vb_dp": "#w > 0.02"}.get(m, "K+")
+    return {"em_bic": "argmin BIC", "em_bic_families": "argmin BIC", "vb_dp": "#w > 0.02"}.get(
+        m, "K+"
+    )
 
 
 def _fmt2(v: float | None) -> str:
@@ -1155,6 +1238,9 @@ def _settings_lines(st: Settings, meta: dict, methods: list[str]) -> list[str]:
         + ". Answer: mode of K+ (DP, sparse finite) or of K (MFMs).",
         f"- EM + BIC: `GaussianMixture(K, covariance_type='full', n_init={st.n_init}, "
         f"random_state=seed)`, K = 1..{st.max_k}.",
+        f"- EM + BIC over families: the same for covariance_type in {list(EM_FAMILIES)} (D >= "
+        "2; 1-D: full), argmin of BIC over K and family, as mclust chooses among VII, VVI and "
+        "VVV.",
         f"- VB: `BayesianGaussianMixture(n_components={st.max_k}, covariance_type='full', "
         "weight_concentration_prior_type='dirichlet_process', "
         f"max_iter={st.vb_max_iter}, random_state=seed)` (default weight concentration "
@@ -1252,7 +1338,7 @@ def reading(summary: dict[str, Any]) -> str:
             + accs(lambda r: r.get("weights") == "unequal")
             + "."
         )
-    for m in ("bayesmix_dp_auto", "bayesmix_mfm_auto"):
+    for m in AUTO:
         fam = summary.get("kernel_choice", {}).get(m)
         if fam:
             parts.append(
@@ -1653,6 +1739,9 @@ def run_study(
         "git": git_revision(),
     }
     done: set[tuple] = set()
+    if resume and not part.exists() and (out / "recovery.json").exists():
+        append_lines(part, partial_from_report(out / "recovery.json"))
+        print(f"--resume: {part} rebuilt from {out / 'recovery.json'}", file=sys.stderr)
     if part.exists() and resume:
         old, records, _, bad = read_partial(part)
         if old.get("settings") != header["settings"]:

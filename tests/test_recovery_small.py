@@ -172,6 +172,40 @@ def test_targets() -> None:
     assert not t["well_cells"]["met"] and len(t["well_cells"]["failing"]) == 1
 
 
+def test_targets_against_the_family_baseline() -> None:
+    # the same results judged against BIC over families, which is right where full BIC is not
+    res = []
+    for rep in range(2):
+        ans = {"bayesmix_dp": 2, "em_bic": 1, "em_bic_families": 2}
+        res.append(_res(2, "well", ans) | {"entropy": [2, 0, rep]})
+    s = R.summarise(res)
+    full, fam = s["targets"]["bayesmix_dp"], s["targets_families"]["bayesmix_dp"]
+    assert full["well_cells"]["cells"] == 0 and full["overall"]["bic"] == 0.0
+    assert fam["well_cells"]["cells"] == 1 and fam["overall"]["bic"] == 1.0
+    assert not fam["overall"]["met"]  # 100% is not >= 100% + 5 points
+    md = R._targets_lines(s["targets_families"], "families")
+    assert any("## Targets against families" in line for line in md)
+
+
+def test_em_bic_over_families() -> None:
+    # 10-D, 3 spherical clusters, N = 90: full covariances have too many parameters for BIC
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(8.0 * j, 1.0, size=(30, 10)) for j in range(3)])
+    st = Settings(max_k=4, n_init=1)
+    fam = R.run_em_bic(x, st, 1, R.EM_FAMILIES)
+    assert set(fam["bic_by_family"]) == set(R.EM_FAMILIES)
+    flat = {(f, k + 1): b for f, v in fam["bic_by_family"].items() for k, b in enumerate(v)}
+    best_family, best_k = min(flat, key=flat.get)
+    assert (fam["family"], fam["answer"]) == (best_family, best_k)
+    assert fam["bic"] == fam["bic_by_family"][best_family]
+    assert fam["answer"] == 3 and fam["family"] != "full"
+    full = R.run_em_bic(x, st, 1)
+    assert full["bic"] == fam["bic_by_family"]["full"] and "family" not in full
+    # 1-D: the families coincide, only full is fitted
+    one = R.run_em_bic(x[:, :1], st, 1, R.EM_FAMILIES)
+    assert list(one["bic_by_family"]) == ["full"]
+
+
 # --------------------------------------------------------------------------
 # End to end: run_study, the partial file, errors, Ctrl-C, --resume
 # --------------------------------------------------------------------------
@@ -226,6 +260,25 @@ def test_end_to_end_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     # other settings: refused
     with pytest.raises(SystemExit):
         R.run_study(tmp_path, Settings(seed=6), TODO, methods, resume=True)
+
+    # the partial file lost (it is not committed): --resume rebuilds it from recovery.json,
+    # reruns nothing, and adds a new method's fits only
+    before = json.loads((tmp_path / "recovery.json").read_text())["results"]
+    (tmp_path / R.PARTIAL).unlink()
+    _, n, _ = R.run_study(tmp_path, TINY, TODO, [*methods, "vb_dp"], resume=True)
+    assert n == 0
+    assert R.assemble(_records(tmp_path)) == before
+    _, n, _ = R.run_study(tmp_path, TINY, TODO, [*methods, "vb_dp", "em_bic_families"], resume=True)
+    assert n == 2
+    after = json.loads((tmp_path / "recovery.json").read_text())["results"]
+    assert [{k: v for k, v in r.items() if k != "em_bic_families"} for r in after] == [
+        r
+        | {
+            "method_seeds": r["method_seeds"]
+            | {"em_bic_families": mine["method_seeds"]["em_bic_families"]}
+        }
+        for r, mine in zip(before, after, strict=True)
+    ]
 
 
 def test_interrupt_keeps_finished_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
