@@ -78,6 +78,12 @@ def data_hyper(kern: KernelSpec, x: np.ndarray) -> SemiHyper:
         raise InputError(
             f"kernel.c0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions, got {c0}"
         )
+    full = d > 1 and kern.covariance == "full"
+    if full and kern.scale == "hierarchical" and not 2.0 * g0 > d - 1:
+        raise InputError(
+            f"kernel.g0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions for the "
+            f"Wishart prior on C0, got {g0}"
+        )
     return SemiHyper(
         float(c0), float(g0), kern.scale == "hierarchical", b0, kern.mean_var * r**2, g / r**2
     )

@@ -203,7 +203,7 @@ def diagnostics(
         warn.append(
             f"{divergences} divergent transitions: the sampler missed part of the posterior; "
             "treat the result with care, increase --tune, or use a Gibbs engine "
-            "(--engine collapsed)"
+            f"(--engine {'collapsed' if collapsible else 'gibbs'})"
         )
     if n_chains == 1:
         warn.append("only one chain: R-hat cannot detect non-convergence; run --chains 4")

@@ -112,10 +112,15 @@ def _config(
             "'semi_conjugate' use covariance = 'diag' or 'full'"
         )
     if semi and algorithm in ("collapsed", "subcluster"):
+        use = (
+            "--engine gibbs (telescoping)"
+            if mix.type == "mfm"
+            else "--engine gibbs (blocked) or --engine nuts"
+        )
         raise InputError(
             "the collapsed engine integrates the component parameters out and needs "
             "kernel.prior = 'conjugate'; this spec uses 'semi_conjugate' (mean independent of "
-            "the covariance): use --engine gibbs (blocked, or telescoping for an MFM)"
+            f"the covariance): use {use}"
         )
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
