@@ -120,7 +120,7 @@ def resolve_engine(spec: ModelSpec, engine: str | Engine, n_obs: int | None = No
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if chosen is Engine.AUTO:
-        if spec.kernel.prior == "semi_conjugate":  # blocked / telescoping Gibbs only
+        if spec.kernel.prior == "semi_conjugate":  # blocked / telescoping Gibbs (or NUTS)
             return Engine.GIBBS
         if not spec.is_conjugate:
             return Engine.NUTS

@@ -31,7 +31,7 @@ def build_model(spec: ModelSpec, x: np.ndarray) -> pm.Model:
     with pm.Model(coords=coords) as model:
         x_data = pm.Data("x_data", x, dims=("obs_id", "feature"))
         w = mixings.weights(spec.mixing)
-        mu, factor = kernels.build_kernel(spec.kernel, k, d)
+        mu, factor = kernels.build_kernel(spec.kernel, k, d, x)
         pm.Deterministic("factor", factor)
         pm.CustomDist(
             "x",
@@ -87,4 +87,31 @@ def initial_values(spec: ModelSpec, x: np.ndarray, seed: int) -> dict[str, np.nd
         w = np.full(k, 0.1 / max(k - n_centres, 1))
         w[:n_centres] = 0.9 / n_centres
         init["w"] = w / w.sum()
+    init.update(kernel_initial_values(spec, x))
     return init
+
+
+def kernel_initial_values(spec: ModelSpec, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The kernel's scale hyperparameters at their prior means (given the data scale, for the
+    semi-conjugate kernel): beta = C0 = g0 / G0 (diag; full: the Bartlett factors of
+    C0 = g0 G0^{-1}), b0 or psi0 = shape / rate. The other kernel variables start at
+    PyMC's defaults."""
+    kern = spec.kernel
+    d = np.asarray(x).reshape(len(x), -1).shape[1]
+    if kern.prior == "conjugate" and kern.scale_prior is not None:
+        name = "psi0" if d > 1 and kern.covariance == "full" else "b0"
+        return {name: np.asarray(kern.scale_prior.shape / kern.scale_prior.rate)}
+    if kern.prior != "semi_conjugate":
+        return {}
+    from bayesmix.kernels.semiconj import data_hyper
+
+    h = data_hyper(kern, np.asarray(x, dtype=np.float64).reshape(len(x), -1))
+    if not h.hierarchical:
+        return {}
+    if d == 1 or kern.covariance == "diag":
+        return {"beta": h.g0 / np.asarray(h.G0)}
+    # C0 = M M', M = diag((2 G0)^-1/2) A: A = sqrt(2 g0) I gives C0 = g0 G0^{-1}
+    return {
+        "C0_bartlett_c": np.full(d, 2.0 * h.g0),
+        "C0_bartlett_z": np.zeros(d * (d - 1) // 2),
+    }

@@ -131,7 +131,8 @@ class KernelSpec:
         Sigma ~ IW(nu0, psi0 * I), mu | Sigma ~ N(m0, Sigma / kappa0);
         nu0 defaults to D + 2 so that E[Sigma] = psi0 * I.
     semi_conjugate: mu independent of Sigma, with a hierarchical (or fixed) scale
-        (``bayesmix.kernels.semiconj``; blocked and telescoping Gibbs only), data-scaled by the
+        (``bayesmix.kernels.semiconj``; blocked and telescoping Gibbs, and NUTS for the mixings
+        it samples: ``kernels.pymc.semi_conjugate``), data-scaled by the
         range R_d of each feature:
         mu ~ N(b0, mean_var * diag(R_d^2)), b0 = the midrange (``mean_centre``) or the median;
         Sigma^{-1} ~ W(c0, C0) (Sigma ~ IW(2 c0, 2 C0)), C0 ~ W(g0, G0 * diag(1 / R_d^2))
@@ -141,7 +142,8 @@ class KernelSpec:
         c0 = 2.5 + (D - 1)/2, g0 = 0.5 + (D - 1)/2, G0 = 100 g0 / c0, median.
         ``data_scaled = false`` fixes R_d = 1 and b0 = m0 (a prior that does not look at the
         data, on the standardised scale).
-    conjugate with a hierarchical scale (``scale_prior = {shape, rate}``; collapsed Gibbs):
+    conjugate with a hierarchical scale (``scale_prior = {shape, rate}``; collapsed Gibbs and
+        NUTS):
         b0 ~ Gamma(shape, rate) in 1-D, per feature for ``diag`` (one b0 for all features) and
         for ``spherical``,
         psi0 ~ Gamma(shape, rate) for full covariances; sampled exactly given the partition

@@ -31,7 +31,8 @@ independently, Sigma_k ~ IW(2 c0, 2 C0) (1-D: sigma_k^-2 ~ Gamma(shape c0, rate 
 mu_k ~ N(m0, mean_var I).  C0 is shared by all the model's components (the truncation T, the K of
 a finite mixture or of an MFM), as in the samplers' C0 | Sigma_1..K update.  Only the blocked
 sampler (finite, sparse, DP, Pitman-Yor, truncated as above) and the telescoping sampler (MFM)
-run this kernel; the collapsed sampler needs conjugacy and NUTS has no semi-conjugate model.
+run this kernel here; the collapsed sampler needs conjugacy (NUTS has the semi-conjugate model,
+``kernels.pymc.semi_conjugate``, but no study here uses it).
 Studies: key ``<model>_<D>d_<engine>_semi``, seed index ``SEMI_OFFSET`` (1000) + the index of the
 conjugate study of the same model, D and engine slot, so no semi study shares seeds with a
 conjugate one (confirmation i + 100, re-check i + 200 stay above 1000 too).

@@ -9,6 +9,7 @@ import pymc as pm
 
 from bayesmix.engines.base import Draws
 from bayesmix.engines.names import Engine
+from bayesmix.errors import InputError
 from bayesmix.model import build_model, initial_values
 from bayesmix.spec import ModelSpec
 
@@ -21,6 +22,45 @@ def covariance_from_factor(factor: np.ndarray) -> np.ndarray:
     """Sigma = (A A')^{-1} for whitening factors A (..., D, D)."""
     prec = factor @ np.swapaxes(factor, -1, -2)
     return np.linalg.inv(prec)
+
+
+def check_nuts(spec: ModelSpec) -> None:
+    """An InputError naming an engine that can run the spec, when NUTS cannot: the mixture of
+    finite mixtures (a discrete K)."""
+    if spec.mixing.type != "mfm":
+        return
+    kern = spec.kernel
+    if kern.prior == "semi_conjugate":
+        other = (
+            "use --engine gibbs (telescoping; the collapsed engine needs kernel.prior = "
+            "'conjugate')"
+        )
+    elif kern.prior == "conjugate" and kern.scale_prior is not None:
+        other = "use --engine collapsed (kernel.scale_prior runs on the collapsed engine)"
+    elif kern.prior == "conjugate":
+        other = "use --engine collapsed or --engine gibbs (telescoping)"
+    else:
+        other = (
+            "the Gibbs engines sample it with kernel.prior = 'conjugate' (--engine collapsed) "
+            "or 'semi_conjugate' (--engine gibbs, telescoping)"
+        )
+    raise InputError(
+        "a mixture of finite mixtures has a discrete number of components K, which NUTS "
+        f"cannot sample: {other}"
+    )
+
+
+def kernel_parameters(spec: ModelSpec, dt, d: int) -> dict[str, np.ndarray]:
+    """The kernel's random hyperparameters from the posterior, named as the Gibbs engines name
+    them (``Draws.kernel_params``): C0 (C, S, D, D) of a semi-conjugate kernel with a
+    hierarchical scale, b0 or psi0 (C, S) of a conjugate one with ``scale_prior``."""
+    kern = spec.kernel
+    if kern.prior == "semi_conjugate" and kern.scale == "hierarchical":
+        return {"C0": _posterior_array(dt, "C0")}
+    if kern.prior == "conjugate" and kern.scale_prior is not None:
+        name = "psi0" if d > 1 and kern.covariance == "full" else "b0"
+        return {name: _posterior_array(dt, name)}
+    return {}
 
 
 def sample_nuts(
@@ -43,10 +83,7 @@ def sample_nuts(
     """
     extra = {} if target_accept is None else {"target_accept": target_accept}
     t0 = time.perf_counter()
-    if spec.kernel.prior == "semi_conjugate":
-        from bayesmix.kernels.pymc import build_kernel
-
-        build_kernel(spec.kernel, 1, 1)  # the clear error, before the mixing's
+    check_nuts(spec)
     model = build_model(spec, x)
     init = initial_values(spec, x, seed)
     kwargs = dict(
@@ -96,14 +133,25 @@ def sample_nuts(
             stats[dst] = np.asarray(ss[src].values)
     if "diverging" in stats:
         stats["diverging"] = stats["diverging"].astype(bool)
+    d = mu.shape[-1]
+    info: dict[str, object] = {}
+    if spec.kernel.prior == "semi_conjugate":
+        from bayesmix.kernels import semiconj
+
+        full = d > 1 and spec.kernel.covariance == "full"
+        info["kernel"] = "semi_conjugate_" + ("full" if full else "diag")
+        hs = semiconj.data_hyper(spec.kernel, x).packed()
+        info["kernel_hyper"] = {key: list(val) for key, val in semiconj.unpack(hs, d).items()}
     return Draws(
         w=w,
         mu=mu,
         cov=cov,
         concentration=conc,
         params=params,
+        kernel_params=kernel_parameters(spec, dt, d),
         engine=Engine.NUTS,
         sampler=sampler,
         sample_stats=stats,
         timing={"compile_s": compile_s, "sampling_s": sampling_s},
+        info=info,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesmix.kernels import semiconj
 from bayesmix.spec import KernelSpec
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -21,10 +22,11 @@ def _diag_factor(tau):
     return pt.sqrt(tau)[:, :, None] * pt.eye(tau.shape[1])[None, :, :]
 
 
-def _bartlett_precision_chol(kernel: KernelSpec, k: int, d: int):
+def _bartlett_precision_chol(kernel: KernelSpec, k: int, d: int, psi0=None):
     """Lower Cholesky P_k of Lambda_k ~ Wishart(nu0, I / psi0), i.e. Sigma_k ~ IW(nu0, psi0 I).
 
     Bartlett: P = B / sqrt(psi0), B lower, B_ii^2 ~ chi2(nu0 - i), B_ij ~ N(0, 1) (i > j).
+    ``psi0``: a random scale (default: the spec's fixed ``kernel.psi0``).
     """
     nu0 = kernel.nu0_for(d)
     c = pm.ChiSquared("bartlett_c", nu=nu0 - np.arange(d), shape=(k, d))
@@ -33,29 +35,94 @@ def _bartlett_precision_chol(kernel: KernelSpec, k: int, d: int):
     b = pt.zeros((k, d, d))
     b = pt.set_subtensor(b[:, np.arange(d), np.arange(d)], pt.sqrt(c))
     b = pt.set_subtensor(b[:, rows, cols], off)
-    return b / np.sqrt(kernel.psi0)
+    return b / (np.sqrt(kernel.psi0) if psi0 is None else pt.sqrt(psi0))
 
 
 def conjugate(kernel: KernelSpec, k: int, d: int):
     """NIG (1-D, diag), NIG with one precision per component (spherical: Sigma_k = I / tau_k,
-    tau_k ~ Gamma(a0, b0)) or NIW (full): Sigma ~ prior, mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)."""
+    tau_k ~ Gamma(a0, b0)) or NIW (full): Sigma ~ prior, mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0).
+
+    ``kernel.scale_prior``: the scale is a free variable shared by all components, as on the
+    collapsed engine (``kernels.niw.draw_scale``): b0 ~ Gamma(shape, rate) (1-D, diag: one b0
+    for all features, spherical), with tau = tau_std / b0, tau_std ~ Gamma(a0, 1) (non-centred:
+    Gamma(a0, rate b0) = Gamma(a0, 1) / b0); psi0 ~ Gamma(shape, rate) (full), through the
+    Bartlett factor P = B / sqrt(psi0)."""
     m0 = kernel.m0 * np.ones(d)
-    if d > 1 and kernel.covariance == "spherical":
-        tau1 = pm.Gamma("tau", alpha=kernel.a0, beta=kernel.b0, shape=(k, 1))
-        tau = pt.repeat(tau1, d, axis=1)
+    sp = kernel.scale_prior
+    full = d > 1 and kernel.covariance == "full"
+    if sp is not None:
+        scale = pm.Gamma("psi0" if full else "b0", alpha=sp.shape, beta=sp.rate)
+    if not full:
+        width = 1 if d > 1 and kernel.covariance == "spherical" else d
+        if sp is None:
+            tau = pm.Gamma("tau", alpha=kernel.a0, beta=kernel.b0, shape=(k, width))
+        else:
+            tau_std = pm.Gamma("tau_std", alpha=kernel.a0, beta=1.0, shape=(k, width))
+            tau = pm.Deterministic("tau", tau_std / scale)
+        if width != d:
+            tau = pt.repeat(tau, d, axis=1)
         mu = pm.Normal("mu", mu=m0, sigma=1.0 / pt.sqrt(kernel.kappa0 * tau), shape=(k, d))
         return mu, _diag_factor(tau)
-    if d == 1 or kernel.covariance == "diag":
-        tau = pm.Gamma("tau", alpha=kernel.a0, beta=kernel.b0, shape=(k, d))
-        mu = pm.Normal("mu", mu=m0, sigma=1.0 / pt.sqrt(kernel.kappa0 * tau), shape=(k, d))
-        return mu, _diag_factor(tau)
-    chol_prec = _bartlett_precision_chol(kernel, k, d)
+    chol_prec = _bartlett_precision_chol(kernel, k, d, None if sp is None else scale)
     # mu_k | Lambda_k ~ N(m0, (kappa0 Lambda_k)^{-1}), written with the precision Cholesky
     # (a batched MvNormal(tau=...) does not broadcast over clusters).
     mu = pm.Flat("mu", shape=(k, d))
     scaled = chol_prec * np.sqrt(kernel.kappa0)
     pm.Potential("mu_prior", pt.sum(pt.diagonal(component_logpdf(mu, m0[None, :], scaled))))
     return mu, chol_prec
+
+
+def _triangular(diag, off, d: int, lower: bool = True):
+    """Triangular (..., D, D) with diagonal ``diag`` (..., D) and the strictly lower (upper)
+    entries ``off`` (..., D (D - 1) / 2) in ``np.tril_indices(d, -1)`` (``triu_indices(d, 1)``)
+    order."""
+    rows, cols = np.tril_indices(d, -1) if lower else np.triu_indices(d, 1)
+    m = pt.zeros((*diag.shape[:-1], d, d))
+    m = pt.set_subtensor(m[..., np.arange(d), np.arange(d)], diag)
+    return pt.set_subtensor(m[..., rows, cols], off)
+
+
+def semi_conjugate(kernel: KernelSpec, k: int, d: int, hyper: semiconj.SemiHyper):
+    """The semi-conjugate kernel of the Gibbs engines (``kernels.semiconj``), with the same
+    data-scaled hyperparameters (``semiconj.data_hyper``): mu_k ~ N(b0, B0) independent of
+    Sigma_k, and, with W(c, C) the standard Wishart with 2c degrees of freedom and scale
+    (2C)^{-1}:
+
+    1-D and diag (Richardson & Green 1997, per feature): sigma_kd^-2 = tau_kd ~ Gamma(c0, beta_d)
+    written tau = tau_std / beta, tau_std ~ Gamma(c0, 1); beta_d = C0_dd ~ Gamma(g0, G0_d)
+    (``scale = "hierarchical"``, exposed as the Deterministic ``C0`` = diag(beta)) or
+    beta = g0 / G0 (fixed).
+    full: Sigma_k^-1 = Q_k ~ W(c0, C0) and C0 ~ W(g0, G0) (or C0 = g0 G0^-1 fixed), both by
+    Bartlett: C0 = M M', M = diag((2 G0)^-1/2) A, A lower with A_ii^2 ~ chi2(2 g0 - i),
+    A_ij ~ N(0, 1); Q_k = (r U_k)(r U_k)' with r = M^-T / sqrt(2) ((2 C0)^-1 = r r') and U_k
+    upper with U_ii^2 ~ chi2(2 c0 - (D - 1 - i)) (the reversed Bartlett factor), so that the
+    whitening factor r U_k is triangular."""
+    c0, g0 = hyper.c0, hyper.g0
+    b0, bvar, grate = (np.asarray(v, dtype=np.float64) for v in (hyper.b0, hyper.B0, hyper.G0))
+    mu = pm.Normal("mu", mu=b0, sigma=np.sqrt(bvar), shape=(k, d))
+    if d == 1 or kernel.covariance == "diag":
+        if hyper.hierarchical:
+            beta = pm.Gamma("beta", alpha=g0, beta=grate, shape=(d,))
+            pm.Deterministic("C0", beta[:, None] * pt.eye(d))
+        else:
+            beta = pt.as_tensor_variable(g0 / grate)
+        tau_std = pm.Gamma("tau_std", alpha=c0, beta=1.0, shape=(k, d))
+        tau = pm.Deterministic("tau", tau_std / beta[None, :])
+        return mu, _diag_factor(tau)
+    n_off = d * (d - 1) // 2
+    if hyper.hierarchical:
+        cc = pm.ChiSquared("C0_bartlett_c", nu=2.0 * g0 - np.arange(d), shape=(d,))
+        cz = pm.Normal("C0_bartlett_z", 0.0, 1.0, shape=(n_off,))
+        m = _triangular(pt.sqrt(cc), cz, d) / np.sqrt(2.0 * grate)[:, None]
+        pm.Deterministic("C0", m @ m.T)
+        m_inv = pt.linalg.solve_triangular(m, pt.eye(d), lower=True)
+        r = m_inv.T / np.sqrt(2.0)
+    else:
+        r = pt.as_tensor_variable(np.diag(np.sqrt(grate / (2.0 * g0))))
+    c = pm.ChiSquared("bartlett_c", nu=2.0 * c0 - (d - 1 - np.arange(d)), shape=(k, d))
+    z = pm.Normal("bartlett_z", 0.0, 1.0, shape=(k, n_off))
+    u = _triangular(pt.sqrt(c), z, d, lower=False)
+    return mu, pt.sum(r[None, :, :, None] * u[:, None, :, :], axis=2)
 
 
 def weakly_informative(kernel: KernelSpec, k: int, d: int):
@@ -84,17 +151,22 @@ def weakly_informative(kernel: KernelSpec, k: int, d: int):
     return mu, pt.stack(factors)
 
 
-def build_kernel(kernel: KernelSpec, k: int, d: int):
-    """Component priors for K components in D dimensions: returns (mu, A)."""
+def build_kernel(kernel: KernelSpec, k: int, d: int, x: np.ndarray | None = None):
+    """Component priors for K components in D dimensions: returns (mu, A). ``x``: the
+    standardised data (N, D), which the semi-conjugate prior is scaled by."""
     if kernel.prior == "conjugate":
         return conjugate(kernel, k, d)
     if kernel.prior == "semi_conjugate":
-        from bayesmix.errors import InputError
+        if d > 1 and kernel.covariance == "spherical":
+            from bayesmix.errors import InputError
 
-        raise InputError(
-            "kernel.prior = 'semi_conjugate' runs on the Gibbs engines only (--engine gibbs: "
-            "blocked, or telescoping for an MFM); NUTS takes 'conjugate' or 'weakly_informative'"
-        )
+            raise InputError(
+                "kernel.covariance = 'spherical' has a conjugate prior only (prior = "
+                "'conjugate'); with prior = 'semi_conjugate' use covariance = 'diag' or 'full'"
+            )
+        if x is None:
+            raise ValueError("the semi-conjugate kernel needs the data x (semiconj.data_hyper)")
+        return semi_conjugate(kernel, k, d, semiconj.data_hyper(kernel, x))
     return weakly_informative(kernel, k, d)
 
 

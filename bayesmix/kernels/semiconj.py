@@ -29,15 +29,64 @@ The chain carries C0 as a (D, D) array (diagonal for diagonal kernels).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from bayesmix.errors import InputError
 from bayesmix.kernels.niw import FULL, bartlett_factor, draw_iw_chol, draw_params_all
 from bayesmix.numerics.linalg import chol_lower, gram, tri_inv_lower
+from bayesmix.spec import KernelSpec
 
 CONJUGATE = 0
 SEMI_CONJUGATE = 1
+
+
+class SemiHyper(NamedTuple):
+    """The semi-conjugate hyperparameters on the standardised scale (module docstring):
+    B0 and G0 are the diagonals of B0 and G0 (``data_hyper``)."""
+
+    c0: float
+    g0: float
+    hierarchical: bool
+    b0: np.ndarray  # (D,)
+    B0: np.ndarray  # (D,)  # noqa: N815 (the literature's names)
+    G0: np.ndarray  # (D,)  # noqa: N815
+
+    def packed(self) -> np.ndarray:
+        """The ``hs`` array of the numba kernels (``layout``)."""
+        return layout(self.c0, self.g0, self.hierarchical, self.b0, self.B0, self.G0)
+
+
+def data_hyper(kern: KernelSpec, x: np.ndarray) -> SemiHyper:
+    """The data-scaled semi-conjugate hyperparameters (``KernelSpec`` docstring) of standardised
+    data x (N, D): b0 = midrange or median, B0 = mean_var * R_d^2, G0 = G0 / R_d^2, R_d the
+    range (R_d = 1 and b0 = m0 if not ``kernel.data_scaled``). One function for the Gibbs
+    engines and the PyMC graph, so that they run the same prior."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x.shape[1]
+    c0, g0, g, centre = kern.semi_defaults(d)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    if kern.data_scaled:
+        r = hi - lo
+        r = np.where(r > 0, r, 1.0)  # a constant feature: unit range (standardised data)
+        b0 = 0.5 * (lo + hi) if centre == "midrange" else np.median(x, axis=0)
+    else:
+        r, b0 = np.ones(d), np.full(d, float(kern.m0))
+    if not 2.0 * c0 > d - 1:
+        raise InputError(
+            f"kernel.c0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions, got {c0}"
+        )
+    full = d > 1 and kern.covariance == "full"
+    if full and kern.scale == "hierarchical" and not 2.0 * g0 > d - 1:
+        raise InputError(
+            f"kernel.g0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions for the "
+            f"Wishart prior on C0, got {g0}"
+        )
+    return SemiHyper(
+        float(c0), float(g0), kern.scale == "hierarchical", b0, kern.mean_var * r**2, g / r**2
+    )
 
 
 def layout(c0: float, g0: float, hierarchical: bool, b0, bvar, g0_rate) -> np.ndarray:

@@ -188,8 +188,10 @@ def diagnostics(
                 problems.append(f"{label} {d[kind]:.0f} < {min_ess}")
         if problems:
             advice = "run more draws (--draws, --tune)"
-            if name == "K+" and eng is Engine.NUTS:
+            if name == "K+" and eng is Engine.NUTS and collapsible:
                 advice += "; with conjugate priors --engine collapsed mixes far better"
+            elif name == "K+" and eng is Engine.NUTS:
+                advice += "; --engine gibbs (blocked Gibbs) runs the same semi-conjugate model"
             elif name == "K+" and eng is Engine.GIBBS and collapsible:
                 advice += "; --engine collapsed (split-merge moves) mixes K+ faster"
             warn.append(f"{'; '.join(problems)} for {name}: {advice}")
@@ -203,7 +205,7 @@ def diagnostics(
         warn.append(
             f"{divergences} divergent transitions: the sampler missed part of the posterior; "
             "treat the result with care, increase --tune, or use a Gibbs engine "
-            "(--engine collapsed)"
+            f"(--engine {'collapsed' if collapsible else 'gibbs'})"
         )
     if n_chains == 1:
         warn.append("only one chain: R-hat cannot detect non-convergence; run --chains 4")

@@ -82,25 +82,9 @@ class ChainConfig:
 
 
 def semi_hyper(spec: ModelSpec, x: np.ndarray) -> tuple[float, ...]:
-    """The data-scaled semi-conjugate hyperparameters (``KernelSpec`` docstring) of data x:
-    b0 = midrange or median, B0 = mean_var * R_d^2, G0 = G0 / R_d^2, R_d the range (R_d = 1
-    and b0 = m0 if not ``kernel.data_scaled``)."""
-    kern = spec.kernel
-    d = x.shape[1]
-    c0, g0, g, centre = kern.semi_defaults(d)
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    if kern.data_scaled:
-        r = hi - lo
-        r = np.where(r > 0, r, 1.0)  # a constant feature: unit range (standardised data)
-        b0 = 0.5 * (lo + hi) if centre == "midrange" else np.median(x, axis=0)
-    else:
-        r, b0 = np.ones(d), np.full(d, float(kern.m0))
-    if not 2.0 * c0 > d - 1:
-        raise InputError(
-            f"kernel.c0 must be > (D - 1) / 2 = {(d - 1) / 2} in {d} dimensions, got {c0}"
-        )
-    hs = semiconj.layout(c0, g0, kern.scale == "hierarchical", b0, kern.mean_var * r**2, g / r**2)
-    return tuple(float(v) for v in hs)
+    """The data-scaled semi-conjugate hyperparameters of data x as the numba kernels' ``hs``
+    (``semiconj.data_hyper``, shared with the PyMC graph)."""
+    return tuple(float(v) for v in semiconj.data_hyper(spec.kernel, x).packed())
 
 
 def _config(
@@ -128,10 +112,15 @@ def _config(
             "'semi_conjugate' use covariance = 'diag' or 'full'"
         )
     if semi and algorithm in ("collapsed", "subcluster"):
+        use = (
+            "--engine gibbs (telescoping)"
+            if mix.type == "mfm"
+            else "--engine gibbs (blocked) or --engine nuts"
+        )
         raise InputError(
             "the collapsed engine integrates the component parameters out and needs "
             "kernel.prior = 'conjugate'; this spec uses 'semi_conjugate' (mean independent of "
-            "the covariance): use --engine gibbs (blocked, or telescoping for an MFM)"
+            f"the covariance): use {use}"
         )
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
