@@ -194,7 +194,11 @@ QUANTITIES = (
 )  # fmt: skip
 GIBBS_ENGINES = ("blocked", "telescoping", "collapsed", "subcluster")
 # the engines each non-default kernel runs (for messages)
-KERNEL_ENGINES = {"semi": SEMI_ENGINES, "spherical": GIBBS_ENGINES, "scale": ("collapsed",)}
+KERNEL_ENGINES = {
+    "semi": (*SEMI_ENGINES, "nuts"),
+    "spherical": GIBBS_ENGINES,
+    "scale": ("collapsed",),
+}
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
 # Pre-registered re-check of the blocked Gibbs sampler (written before it was run): every
@@ -614,8 +618,10 @@ _NUTS_CACHE: dict[str, Any] = {}
 
 
 def _nuts_compiled(model: str, spec, st: Settings):
-    """Compile the NUTS model once per worker process (fixed N), on placeholder data."""
-    if model not in _NUTS_CACHE:
+    """Compile the NUTS model once per worker process (fixed N) and kernel, on placeholder
+    data (the SBC kernels are not data-scaled, so ``with_data`` keeps the same prior)."""
+    key = f"{model}:{spec.kernel.prior}"
+    if key not in _NUTS_CACHE:
         import nutpie
 
         from bayesmix.model import build_model
@@ -624,8 +630,8 @@ def _nuts_compiled(model: str, spec, st: Settings):
         pm_model = build_model(spec, x0)
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(pm_model)
-        _NUTS_CACHE[model] = (pm_model, compiled, time.perf_counter() - t0)
-    return _NUTS_CACHE[model]
+        _NUTS_CACHE[key] = (pm_model, compiled, time.perf_counter() - t0)
+    return _NUTS_CACHE[key]
 
 
 def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Generator) -> Fit:
@@ -672,6 +678,8 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
         z, _ = allocations(x, wf, muf, covf, rng)
         ll = mixture_loglik(x, wf, muf, covf).reshape(c, s)
         q = _quantities(w, z.reshape(c, s, -1), conc, ll)
+        if "C0" in post:  # semi-conjugate kernel with a hierarchical scale
+            q.update(scale_quantities(np.asarray(post["C0"].values)))
         e, emin = _min_ess(q)
         if emin >= st.ess_margin * st.n_kept or draws >= st.nuts_max_draws:
             break
@@ -1418,7 +1426,8 @@ def configs(
     """Gibbs: every model in 1-D and 2-D with each of its algorithms (MODEL_ENGINES); NUTS:
     1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1.
     kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
-    blocked, telescoping for MFMs), study i + SEMI_OFFSET. kernel = "spherical": the Gibbs
+    blocked, telescoping for MFMs; NUTS for the 1-D NUTS_MODELS), study i + SEMI_OFFSET.
+    kernel = "spherical": the Gibbs
     algorithms in SPHERICAL_DIMS (2-D, 3-D), study i + SPHERICAL_OFFSET. kernel = "scale":
     the conjugate kernel with a hierarchical scale, collapsed Gibbs only, study i +
     SCALE_OFFSET."""
@@ -1446,6 +1455,9 @@ def configs(
                 elif kernel != "conjugate":
                     if engine in SEMI_ENGINES:
                         out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))
+                    elif engine == "nuts" and dim == 1 and model in NUTS_MODELS and nuts_reps > 0:
+                        cfg = Config(model, dim, engine, nuts_reps, i + SEMI_OFFSET, kernel=kernel)
+                        out.append(cfg)
                 elif engine == "subcluster":
                     out.append(Config(model, dim, engine, reps, i + SUBCLUSTER_OFFSET))
                 elif engine == "nuts":
