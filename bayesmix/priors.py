@@ -29,6 +29,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayesmix.errors import InputError
+from bayesmix.numerics.kplus_fast import finite_pmf_fast
 from bayesmix.numerics.quadrature import log_scale_expectation
 
 _TAIL_MASS = 1e-14  # Gamma mass (or TV error) neglected at each end of the alpha range
@@ -234,7 +235,22 @@ def dp_k_pmf(n: int, alpha: float) -> np.ndarray:
     return f[1:]
 
 
+FINITE_FAST_N = 5000  # above this n the finite pmf comes from the table-count FFT (any n)
+
+
 def _finite_pmf_grid(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
+    """P(K+ = k | gamma) for each gamma (rows), k = 1..min(K, n) (columns).
+
+    n <= ``FINITE_FAST_N``: the urn chain (``_finite_pmf_urn``, O(n K) per gamma). Above:
+    ``bayesmix.numerics.kplus_fast.finite_pmf_fast``, the Chinese-restaurant form
+    sum_c P(C = c | K gamma) Occ_K(c, k), O(c_top log c_top) per gamma whatever n.
+    """
+    if n > FINITE_FAST_N:
+        return finite_pmf_fast(n, K, gammas)
+    return _finite_pmf_urn(n, K, gammas)
+
+
+def _finite_pmf_urn(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
     """P(K+ = k | gamma) for each gamma (rows), k = 1..min(K, n) (columns), by the urn chain."""
     g = np.asarray(gammas, dtype=float)[:, None]
     m = min(K, n)
