@@ -484,22 +484,26 @@ def _prior_k_mixing(
     return _result(pmf, n, f"finite(K={K}, {conc}), N={n}")
 
 
-PRIOR_EXACT_MAX_N = 20_000  # past this N only the DP's prior of K+ is computed (fast path)
+PRIOR_EXACT_MAX_N = 20_000  # past this N the Pitman-Yor prior of K+ is not computed
 
 
 def prior_k_skipped(n: int, spec: Any) -> str | None:
     """Why ``prior_k_from_spec`` is not run for n observations, or None when it is.
 
-    The DP's prior costs O(k log k) per quadrature node at any n (``dp_pmf_fft``). The
-    other mixings' exact recursions cost O(n k_max) per node (minutes at n = 1e5 for the
-    static MFM), so past ``PRIOR_EXACT_MAX_N`` they are not computed, and the outputs say so.
+    The DP (``dp_pmf_fft``), the finite mixture and the MFMs (``numerics.kplus_fast``: the
+    table count of a Chinese restaurant by one FFT, its occupancy of K atoms) cost
+    O(c_top log c_top) per quadrature node whatever n: None at any N (about 0.4 s at
+    N = 1e6 for the shipped specs, reports/benchmarks/prior_k_large_n.md). The Pitman-Yor
+    prior needs the generalised Stirling numbers S_sigma(n, k) (Pitman 2006, eq. 3.12),
+    O(n k_top) per discount node with k_top growing like n^sigma, so past
+    ``PRIOR_EXACT_MAX_N`` it is not computed, and the outputs say so.
     """
-    if n <= PRIOR_EXACT_MAX_N or spec.mixing.type == "dp":
+    if n <= PRIOR_EXACT_MAX_N or spec.mixing.type != "pitman_yor":
         return None
     return (
         f"prior of K+ not computed: the exact recursion for the {spec.mixing.type} mixing "
         f"costs O(N k) per quadrature node, and N = {n:,} > {PRIOR_EXACT_MAX_N:,} "
-        "(the DP's prior is computed at any N)"
+        "(the DP's, the finite mixture's and the MFMs' priors are computed at any N)"
     )
 
 
