@@ -1,4 +1,4 @@
-"""Fast exact prior of K+ for finite Dirichlet mixtures at large n (pure numerics).
+"""Fast exact prior of K+ for finite Dirichlet mixtures and MFMs at large n (pure numerics).
 
 The finite Dirichlet(gamma, ..., gamma) with K components is a Chinese restaurant with
 concentration alpha = K gamma whose tables each take one of K atoms uniformly at random
@@ -10,8 +10,16 @@ alpha / (alpha + m) times (K - k) / K). So, with C the number of tables among n 
 Occ_K(c, t) = P(c balls thrown uniformly into K boxes fill exactly t of them) (Johnson &
 Kotz 1977, ch. 3). P(C = c | alpha) = |s(n, c)| alpha^c / (alpha)^(n) (Antoniak 1974) comes
 from its probability generating function (alpha t)^(n) / (alpha)^(n) by one FFT (aliasing
-error <= P(C > c_top) <= 1e-16, ``bayesmix.priors.dp_k_top``), whatever n; the occupancy
+error <= P(C > c_top) <= 1e-16, ``crp_k_top``), whatever n; the occupancy
 chain costs O(c_top K) and does not depend on gamma. Every step adds non-negative numbers.
+
+The MFMs (Miller & Harrison 2018; Fruehwirth-Schnatter, Malsiner-Walli & Gruen 2021,
+Bayesian Analysis 16(4), whose prior of K+ is sum_K p(K) P(K+ = t | K)) are mixtures of these
+over K: static, gamma fixed per K (concentration K gamma); dynamic, gamma = alpha / K (one
+concentration alpha for every K). Each K's chain stops at c_end(K), past which every box is
+full but for p(K) P(empty box) <= 1e-17 (union bound); a hyperprior on gamma or alpha is
+integrated by the trapezoid rule in log(concentration) on one grid of table pmfs shared by
+every K, so the cost is O(nodes c_top log c_top + sum_K c_end(K) band(K)), not O(n k) per node.
 
 The log rising-factorial ratio log[(z)^(n) / (a)^(n)] is taken from a Stirling expansion of
 the difference log Gamma(n + z) - log Gamma(n + a) when n >> |z|, |a|: scipy's loggamma at
@@ -22,6 +30,7 @@ difference only ~1e-16 max(|z|, |a|).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -143,6 +152,8 @@ def finite_pmf_fast(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
 
 FULL_EPS = 1e-17  # per K: p(K) P(some box empty | c >= c_end(K) tables) is below this
 _OCC_FLUSH = 1e-30  # occupancy probabilities below this are set to 0 (the band's edges)
+_FLUSH_WEIGHTED = 1e-22  # ... or below this / p(K) (<= 1e-8): p(K) x the mass dropped per
+# step stays below 2e-22, i.e. < 1e-16 over the chain's c_end <= ~1e5 steps
 
 
 def full_after(K: int, weight: float, eps: float = FULL_EPS) -> int:
@@ -176,10 +187,10 @@ def crp_c_lo(n: int, alpha: float, tail: float = 1e-18) -> int:
 
 
 @njit(cache=True, nogil=True)
-def occupancy_mix(K: int, q: np.ndarray) -> np.ndarray:
+def occupancy_mix(K: int, q: np.ndarray, flush: float = _OCC_FLUSH) -> np.ndarray:
     """v[t - 1] = sum_c q[c - 1] Occ_K(c, t), t = 1..K, c = 1..len(q): the occupancy chain
     over c (a ball lands in an empty box w.p. (K - t)/K), kept to the band of t where it
-    is >= 1e-30 (the mass so dropped is < 1e-30 per entry and step)."""
+    is >= ``flush`` (the mass so dropped is < flush per band edge and step)."""
     v = np.zeros(K)
     occ = np.zeros(K + 2)
     occ[1] = 1.0
@@ -196,17 +207,19 @@ def occupancy_mix(K: int, q: np.ndarray) -> np.ndarray:
         for t in range(top, lo - 1, -1):
             occ[t] = occ[t] * (t * inv) + occ[t - 1] * ((K - t + 1) * inv)
         hi = top
-        while lo < hi and occ[lo] < _OCC_FLUSH:
+        while lo < hi and occ[lo] < flush:
             occ[lo] = 0.0
             lo += 1
-        while hi > lo and occ[hi] < _OCC_FLUSH:
+        while hi > lo and occ[hi] < flush:
             occ[hi] = 0.0
             hi -= 1
     return v
 
 
 @njit(cache=True, nogil=True)
-def mix_rows(flat: np.ndarray, start: np.ndarray, length: np.ndarray, w: np.ndarray, c_len: int):
+def mix_rows(
+    flat: np.ndarray, start: np.ndarray, length: np.ndarray, w: np.ndarray, c_len: int
+) -> np.ndarray:
     """sum_j w[j] row_j[:c_len], row j stored as flat[start[j] : start[j] + length[j]]."""
     out = np.zeros(c_len)
     for j in range(len(w)):
@@ -247,7 +260,8 @@ def k_mixture(n: int, weights: np.ndarray, tables: object, eps: float = FULL_EPS
     for K in np.nonzero(w)[0] + 1:
         c_end = full_after(int(K), float(w[K - 1]), eps)
         q = np.asarray(tables(int(K), c_end), dtype=float)
-        v = occupancy_mix(int(K), q)
+        flush = min(1e-8, max(_OCC_FLUSH, _FLUSH_WEIGHTED / float(w[K - 1])))
+        v = occupancy_mix(int(K), q, flush)
         v[K - 1] += max(0.0, 1.0 - float(q.sum()))
         out[:K] += w[K - 1] * v
     return out
@@ -266,7 +280,9 @@ def _log_grid(lo: float, hi: float, h: float) -> np.ndarray:
     return u_lo + h * np.arange(int(math.ceil((u_hi - u_lo) / h)) + 1)
 
 
-def _delta1_mix(flat, start, length, dens: np.ndarray, h: float, c_end: int) -> np.ndarray:
+def _delta1_mix(
+    flat: np.ndarray, start: np.ndarray, length: np.ndarray, dens: np.ndarray, h: float, c_end: int
+) -> np.ndarray:
     """delta_1 + h sum_j dens_j (q_j - delta_1) on c = 1..c_end: the trapezoid rule in
     log(concentration) for E[q_alpha], written around its alpha -> 0 limit delta_1."""
     q = mix_rows(flat, start, length, h * dens, c_end)
@@ -289,7 +305,12 @@ def mfm_static_fixed_pmf(n: int, weights: np.ndarray, gamma: float) -> np.ndarra
 
 
 def mfm_static_gamma_pmf(
-    n: int, weights: np.ndarray, lo: float, hi: float, log_pdf, h: float = GRID_STEP
+    n: int,
+    weights: np.ndarray,
+    lo: float,
+    hi: float,
+    log_pdf: Callable[[np.ndarray], np.ndarray],
+    h: float = GRID_STEP,
 ) -> np.ndarray:
     """Static MFM, gamma ~ density exp(log_pdf) with its mass in [lo, hi]: the gamma
     integral moved inside the sum over K, P(K+ = t) = sum_K p(K) sum_c Q_K(c) Occ_K(c, t),
@@ -320,7 +341,7 @@ def mfm_dynamic_pmf(
     alpha: float | None = None,
     lo: float = 0.0,
     hi: float = 0.0,
-    log_pdf=None,
+    log_pdf: Callable[[np.ndarray], np.ndarray] | None = None,
     h: float = GRID_STEP,
 ) -> np.ndarray:
     """Dynamic MFM, w | K ~ Dir(alpha/K): the tables are a Chinese restaurant with
@@ -331,9 +352,10 @@ def mfm_dynamic_pmf(
     ks = np.nonzero(w)[0] + 1
     c_cap = max(full_after(int(K), float(w[K - 1])) for K in ks)
     if alpha is not None:
-        q = crp_table_pmf(n, np.array([alpha]), crp_k_top(n, alpha))[0][:c_cap]
-        if crp_c_lo(n, alpha) > c_cap:
+        if crp_c_lo(n, alpha) > c_cap:  # every box full for every K
             q = np.zeros(0)
+        else:
+            q = crp_table_pmf(n, np.array([alpha]), crp_k_top(n, alpha))[0][:c_cap]
     else:
         u = _log_grid(lo, hi, h)
         flat, start, length = table_rows(n, np.exp(u), c_cap)
