@@ -29,7 +29,9 @@ quadrature over theta, gamma), the coefficients S of (*) are computed once in lo
 (logaddexp) and combined with V per node. Gamma hyperpriors are integrated with
 ``bayesmix.numerics.quadrature.log_scale_expectation`` (trapezoid in log x, ~1e-10 absolute), an F hyperprior
 with the same rule, a Beta hyperprior on the discount with Gauss-Jacobi quadrature (node count
-raised by half until two estimates agree to ~1e-10). Hyperprior specs are tuples:
+raised by half until two estimates agree to ~1e-10). For n > ``MFM_FAST_N`` the MFMs use
+``bayesmix.numerics.kplus_fast`` instead (the table count of a Chinese restaurant by one FFT
+and its occupancy of K atoms, summed over K; cost independent of n). Hyperprior specs are tuples:
 ``("gamma", shape, rate)`` (rate = inverse scale), ``("beta", a, b)``, ``("f", df1, df2)``.
 """
 
@@ -69,7 +71,7 @@ K_TAIL = 1e-12  # default mass of p(K) neglected beyond k_max, and relative tail
 _FLUSH = 1e-300  # urn probabilities below this are set to 0 (keeps the band narrow)
 _V_K_CAP = 1 << 22  # largest K summed for V_n(t) under an infinite-support p(K)
 _CHUNK = 4_000_000  # elements per temporary array in the vectorised log-space sums
-MFM_FAST_N = 5000  # above this n the MFMs' priors of K+ come from ``numerics.kplus_fast``
+MFM_FAST_N = 1000  # above this n the MFMs' priors of K+ come from ``numerics.kplus_fast``
 
 
 # --------------------------------------------------------------------------

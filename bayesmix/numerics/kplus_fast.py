@@ -271,7 +271,7 @@ def k_mixture(n: int, weights: np.ndarray, tables: object, eps: float = FULL_EPS
 # The MFMs' priors of K+ (Fruehwirth-Schnatter, Malsiner-Walli & Gruen 2021)
 # --------------------------------------------------------------------------
 
-GRID_STEP = 0.1  # trapezoid step in log(concentration) for the hyperprior integrals
+GRID_STEP = 0.2  # trapezoid step in log(concentration): halving it moves the pmf < 2e-13
 
 
 def _log_grid(lo: float, hi: float, h: float) -> np.ndarray:
