@@ -71,7 +71,7 @@ K_TAIL = 1e-12  # default mass of p(K) neglected beyond k_max, and relative tail
 _FLUSH = 1e-300  # urn probabilities below this are set to 0 (keeps the band narrow)
 _V_K_CAP = 1 << 22  # largest K summed for V_n(t) under an infinite-support p(K)
 _CHUNK = 4_000_000  # elements per temporary array in the vectorised log-space sums
-MFM_FAST_N = 1000  # above this n the MFMs' priors of K+ come from ``numerics.kplus_fast``
+MFM_FAST_N = 200  # above this n the MFMs' priors of K+ come from ``numerics.kplus_fast``
 
 
 # --------------------------------------------------------------------------
