@@ -56,6 +56,7 @@ from bayesmix.priors import (
     _count,
     _dp_pmf_grid,
     _gamma_mixture,
+    _gamma_range,
     _harmonic,
     _positive,
     _solve_log,
@@ -843,21 +844,6 @@ def _weights(log_pk: np.ndarray) -> np.ndarray:
     """p(K), K = 1..len, renormalised (the pmf of K+ is renormalised anyway)."""
     w = np.exp(log_pk)
     return w / w.sum()
-
-
-def _gamma_range(
-    shape: float, rate: float, small: float
-) -> tuple[float, float, Callable[[np.ndarray], np.ndarray]]:
-    """(lo, hi, log density) of Gamma(shape, rate) as ``_gamma_mixture`` integrates it:
-    [max(small, q_lo), q_hi], q = the 1e-14 quantiles."""
-    lo = max(float(special.gammaincinv(shape, _TAIL_MASS)) / rate, small)
-    hi = float(special.gammainccinv(shape, _TAIL_MASS)) / rate
-    log_norm = shape * math.log(rate) - special.gammaln(shape)
-
-    def log_pdf(x: np.ndarray) -> np.ndarray:
-        return log_norm + (shape - 1.0) * np.log(x) - rate * x
-
-    return lo, hi, log_pdf
 
 
 def mfm_joint_pmf(n: int, gamma: float, k_prior: Any, k_max: int | None = None) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayesmix.errors import InputError
-from bayesmix.numerics.kplus_fast import finite_pmf_fast
+from bayesmix.numerics.kplus_fast import finite_pmf_fast, mfm_static_gamma_pmf
 from bayesmix.numerics.quadrature import log_scale_expectation
 
 _TAIL_MASS = 1e-14  # Gamma mass (or TV error) neglected at each end of the alpha range
@@ -341,6 +341,21 @@ def _gamma_mixture(
     return log_scale_expectation(fn, f0, log_pdf, lo, hi, tol, what="Gamma-mixture quadrature")
 
 
+def _gamma_range(
+    shape: float, rate: float, small: float
+) -> tuple[float, float, Callable[[np.ndarray], np.ndarray]]:
+    """(lo, hi, log density) of Gamma(shape, rate) as ``_gamma_mixture`` integrates it:
+    [max(small, q_lo), q_hi], q = the 1e-14 quantiles."""
+    lo = max(float(special.gammaincinv(shape, _TAIL_MASS)) / rate, small)
+    hi = float(special.gammainccinv(shape, _TAIL_MASS)) / rate
+    log_norm = shape * math.log(rate) - special.gammaln(shape)
+
+    def log_pdf(x: np.ndarray) -> np.ndarray:
+        return log_norm + (shape - 1.0) * np.log(x) - rate * x
+
+    return lo, hi, log_pdf
+
+
 def _clean(pmf: np.ndarray) -> np.ndarray:
     pmf = np.clip(pmf, 0.0, None)
     return pmf / pmf.sum()
@@ -381,6 +396,11 @@ def finite_gamma_k_pmf(n: int, K: int, a: float, b: float, tol: float = 1e-10) -
     if n == 1 or K == 1:
         return f0
     small = _TAIL_MASS / ((K - 1) * _harmonic(n - 1))  # P(K+ > 1 | g) <= (K-1) g H_{n-1}
+    if n > FINITE_FAST_N:  # the MFM with p(K) a point mass: one grid of table pmfs
+        w = np.zeros(K)
+        w[K - 1] = 1.0
+        lo, hi, log_pdf = _gamma_range(a, b, small)
+        return _clean(mfm_static_gamma_pmf(n, w, lo, hi, log_pdf)[: min(K, n)])
     return _clean(_gamma_mixture(lambda x: _finite_pmf_grid(n, K, x), f0, a, b, small, tol))
 
 

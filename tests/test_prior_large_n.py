@@ -104,10 +104,13 @@ def test_finite_fast_path_matches_the_urn(K, g, monkeypatch):
     np.testing.assert_allclose(fast, old, rtol=0, atol=1e-12)
 
 
-def test_finite_gamma_fast_path_matches_the_urn(monkeypatch):
+@pytest.mark.parametrize(("K", "a", "b"), [(10, 1.0, 1.0), (30, 2.0, 5.0), (10, 0.5, 50.0)])
+def test_finite_gamma_fast_path_matches_the_urn(K, a, b, monkeypatch):
+    """gamma ~ Gamma(a, b): the point-mass MFM's shared grid against the adaptive quadrature
+    of the urn chain (Gamma(0.5, 50): a sparse finite mixture, E[gamma] = 0.01)."""
     n = 6000
-    fast = P.finite_gamma_k_pmf(n, 10, 1.0, 1.0)
-    old = _old(monkeypatch, P, "FINITE_FAST_N", P.finite_gamma_k_pmf, n, 10, 1.0, 1.0)
+    fast = P.finite_gamma_k_pmf(n, K, a, b)
+    old = _old(monkeypatch, P, "FINITE_FAST_N", P.finite_gamma_k_pmf, n, K, a, b)
     np.testing.assert_allclose(fast, old, rtol=0, atol=1e-10)
 
 
