@@ -11,7 +11,10 @@ By the Polya urn, observation i+1 opens a new component with probability
 (K - k) gamma / (K gamma + i) when k are occupied, so K+ is a Markov chain in i.
 
 Both pmfs are computed by that forward recursion: each step is a convex combination of
-non-negative numbers (no cancellation, no overflow), O(n * support). A Gamma(shape, rate)
+non-negative numbers (no cancellation, no overflow), O(n * support). Past n = 5,000 the DP's
+comes from its generating function (``dp_pmf_fft``) and the finite one from the same for
+the table count of a Chinese restaurant with concentration K gamma, whose tables take K
+atoms uniformly (``bayesmix.numerics.kplus_fast``): cost independent of n. A Gamma(shape, rate)
 hyperprior on the concentration (density b^a x^(a-1) e^(-b x) / Gamma(a), b = RATE) is
 integrated out numerically to an absolute accuracy of about 1e-10.
 """
@@ -388,7 +391,10 @@ def dp_gamma_k_pmf(n: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray
 
 
 def finite_gamma_k_pmf(n: int, K: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray:
-    """P(K+ = k), k = 1..min(K, n), under Dirichlet(gamma), gamma ~ Gamma(a, rate b), integrated."""
+    """P(K+ = k), k = 1..min(K, n), under Dirichlet(gamma), gamma ~ Gamma(a, rate b), integrated.
+
+    n > ``FINITE_FAST_N``: ``kplus_fast.mfm_static_gamma_pmf`` with p(K) a point mass (the
+    trapezoid rule in log(K gamma) on a fixed grid, ~1e-13; ``tol`` is not used there)."""
     n, K = _count("n", n), _count("K", K)
     a, b = _positive("shape", a), _positive("rate", b)
     f0 = np.zeros(min(K, n))
