@@ -29,7 +29,9 @@ quadrature over theta, gamma), the coefficients S of (*) are computed once in lo
 (logaddexp) and combined with V per node. Gamma hyperpriors are integrated with
 ``bayesmix.numerics.quadrature.log_scale_expectation`` (trapezoid in log x, ~1e-10 absolute), an F hyperprior
 with the same rule, a Beta hyperprior on the discount with Gauss-Jacobi quadrature (node count
-raised by half until two estimates agree to ~1e-10). Hyperprior specs are tuples:
+raised by half until two estimates agree to ~1e-10). For n > ``MFM_FAST_N`` the MFMs use
+``bayesmix.numerics.kplus_fast`` instead (the table count of a Chinese restaurant by one FFT
+and its occupancy of K atoms, summed over K; cost independent of n). Hyperprior specs are tuples:
 ``("gamma", shape, rate)`` (rate = inverse scale), ``("beta", a, b)``, ``("f", df1, df2)``.
 """
 
@@ -46,6 +48,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from bayesmix.errors import InputError
+from bayesmix.numerics import kplus_fast
 from bayesmix.numerics.quadrature import log_scale_expectation
 from bayesmix.priors import (
     _TAIL_MASS,
@@ -53,6 +56,7 @@ from bayesmix.priors import (
     _count,
     _dp_pmf_grid,
     _gamma_mixture,
+    _gamma_range,
     _harmonic,
     _positive,
     _solve_log,
@@ -68,6 +72,7 @@ K_TAIL = 1e-12  # default mass of p(K) neglected beyond k_max, and relative tail
 _FLUSH = 1e-300  # urn probabilities below this are set to 0 (keeps the band narrow)
 _V_K_CAP = 1 << 22  # largest K summed for V_n(t) under an infinite-support p(K)
 _CHUNK = 4_000_000  # elements per temporary array in the vectorised log-space sums
+MFM_FAST_N = 200  # above this n the MFMs' priors of K+ come from ``numerics.kplus_fast``
 
 
 # --------------------------------------------------------------------------
@@ -817,6 +822,8 @@ def mfm_kplus_pmf(
         raise InputError("give either gamma, or gamma_prior=('gamma', shape, rate)")
     if gamma_prior is None:
         g = _positive("gamma", gamma)
+        if n > MFM_FAST_N:
+            return _clean(_pad(kplus_fast.mfm_static_fixed_pmf(n, _weights(log_pk), g), n))
         return _clean(_mfm_static_grid(n, np.array([g]), log_pk)[0])
     _, a, b = _hyper("gamma_prior", gamma_prior, ("gamma",))
     f0 = _delta1(n)
@@ -826,7 +833,17 @@ def mfm_kplus_pmf(
         return f0
     # P(K+ > 1 | K, gamma) <= (K - 1) gamma H_{n-1}
     small = _TAIL_MASS / (mean_km1 * _harmonic(n - 1))
+    if n > MFM_FAST_N:
+        lo, hi, log_pdf = _gamma_range(a, b, small)
+        pmf = kplus_fast.mfm_static_gamma_pmf(n, _weights(log_pk), lo, hi, log_pdf)
+        return _clean(_pad(pmf, n))
     return _clean(_gamma_mixture(lambda g: _mfm_static_grid(n, g, log_pk), f0, a, b, small, tol))
+
+
+def _weights(log_pk: np.ndarray) -> np.ndarray:
+    """p(K), K = 1..len, renormalised (the pmf of K+ is renormalised anyway)."""
+    w = np.exp(log_pk)
+    return w / w.sum()
 
 
 def mfm_joint_pmf(n: int, gamma: float, k_prior: Any, k_max: int | None = None) -> np.ndarray:
@@ -937,6 +954,24 @@ def _dp_table_pmf(n: int, alpha: float | None, alpha_prior: Any, tol: float) -> 
     return _clean(log_scale_expectation(lambda x: _dp_pmf_grid(n, x), f0, dist.logpdf, lo, hi, tol))
 
 
+def _dynamic_fast(n: int, alpha: float | None, alpha_prior: Any, w: np.ndarray) -> np.ndarray:
+    """``kplus_fast.mfm_dynamic_pmf`` with alpha fixed, Gamma or F (ranges as ``_dp_table_pmf``)."""
+    if alpha_prior is None:
+        return kplus_fast.mfm_dynamic_pmf(n, w, alpha=_positive("alpha", alpha))
+    fam, p1, p2 = _hyper("alpha_prior", alpha_prior, ("gamma", "f"))
+    small = _TAIL_MASS / _harmonic(n - 1)  # P(c > 1 | alpha) <= alpha H_{n-1}
+    if fam == "gamma":
+        lo, hi, log_pdf = _gamma_range(p1, p2, small)
+    else:
+        dist = stats.f(p1, p2)
+        lo, hi, log_pdf = (
+            max(float(dist.ppf(_TAIL_MASS)), small),
+            float(dist.isf(_TAIL_MASS)),
+            dist.logpdf,
+        )
+    return kplus_fast.mfm_dynamic_pmf(n, w, lo=lo, hi=hi, log_pdf=log_pdf)
+
+
 def dynamic_mfm_kplus_pmf(
     n: int,
     alpha: float | None = None,
@@ -967,6 +1002,8 @@ def dynamic_mfm_kplus_pmf(
     log_pk = _as_log_pk(k_prior, k_max)
     if (alpha is None) == (alpha_prior is None):
         raise InputError("give either alpha, or alpha_prior=('gamma' or 'f', p1, p2)")
+    if n > MFM_FAST_N:
+        return _clean(_pad(_dynamic_fast(n, alpha, alpha_prior, _weights(log_pk)), n))
     q = _dp_table_pmf(n, alpha, alpha_prior, tol)
     # drop the far tail of the table count (total below 1e-16) to shorten the occupancy chain
     tail = np.cumsum(q[::-1])[::-1]

@@ -11,7 +11,10 @@ By the Polya urn, observation i+1 opens a new component with probability
 (K - k) gamma / (K gamma + i) when k are occupied, so K+ is a Markov chain in i.
 
 Both pmfs are computed by that forward recursion: each step is a convex combination of
-non-negative numbers (no cancellation, no overflow), O(n * support). A Gamma(shape, rate)
+non-negative numbers (no cancellation, no overflow), O(n * support). Past n = 5,000 the DP's
+comes from its generating function (``dp_pmf_fft``) and the finite one from the same for
+the table count of a Chinese restaurant with concentration K gamma, whose tables take K
+atoms uniformly (``bayesmix.numerics.kplus_fast``): cost independent of n. A Gamma(shape, rate)
 hyperprior on the concentration (density b^a x^(a-1) e^(-b x) / Gamma(a), b = RATE) is
 integrated out numerically to an absolute accuracy of about 1e-10.
 """
@@ -29,6 +32,7 @@ import numpy as np
 from scipy import optimize, special
 
 from bayesmix.errors import InputError
+from bayesmix.numerics.kplus_fast import finite_pmf_fast, mfm_static_gamma_pmf
 from bayesmix.numerics.quadrature import log_scale_expectation
 
 _TAIL_MASS = 1e-14  # Gamma mass (or TV error) neglected at each end of the alpha range
@@ -234,7 +238,22 @@ def dp_k_pmf(n: int, alpha: float) -> np.ndarray:
     return f[1:]
 
 
+FINITE_FAST_N = 5000  # above this n the finite pmf comes from the table-count FFT (any n)
+
+
 def _finite_pmf_grid(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
+    """P(K+ = k | gamma) for each gamma (rows), k = 1..min(K, n) (columns).
+
+    n <= ``FINITE_FAST_N``: the urn chain (``_finite_pmf_urn``, O(n K) per gamma). Above:
+    ``bayesmix.numerics.kplus_fast.finite_pmf_fast``, the Chinese-restaurant form
+    sum_c P(C = c | K gamma) Occ_K(c, k), O(c_top log c_top) per gamma whatever n.
+    """
+    if n > FINITE_FAST_N:
+        return finite_pmf_fast(n, K, gammas)
+    return _finite_pmf_urn(n, K, gammas)
+
+
+def _finite_pmf_urn(n: int, K: int, gammas: np.ndarray) -> np.ndarray:
     """P(K+ = k | gamma) for each gamma (rows), k = 1..min(K, n) (columns), by the urn chain."""
     g = np.asarray(gammas, dtype=float)[:, None]
     m = min(K, n)
@@ -325,6 +344,21 @@ def _gamma_mixture(
     return log_scale_expectation(fn, f0, log_pdf, lo, hi, tol, what="Gamma-mixture quadrature")
 
 
+def _gamma_range(
+    shape: float, rate: float, small: float
+) -> tuple[float, float, Callable[[np.ndarray], np.ndarray]]:
+    """(lo, hi, log density) of Gamma(shape, rate) as ``_gamma_mixture`` integrates it:
+    [max(small, q_lo), q_hi], q = the 1e-14 quantiles."""
+    lo = max(float(special.gammaincinv(shape, _TAIL_MASS)) / rate, small)
+    hi = float(special.gammainccinv(shape, _TAIL_MASS)) / rate
+    log_norm = shape * math.log(rate) - special.gammaln(shape)
+
+    def log_pdf(x: np.ndarray) -> np.ndarray:
+        return log_norm + (shape - 1.0) * np.log(x) - rate * x
+
+    return lo, hi, log_pdf
+
+
 def _clean(pmf: np.ndarray) -> np.ndarray:
     pmf = np.clip(pmf, 0.0, None)
     return pmf / pmf.sum()
@@ -357,7 +391,10 @@ def dp_gamma_k_pmf(n: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray
 
 
 def finite_gamma_k_pmf(n: int, K: int, a: float, b: float, tol: float = 1e-10) -> np.ndarray:
-    """P(K+ = k), k = 1..min(K, n), under Dirichlet(gamma), gamma ~ Gamma(a, rate b), integrated."""
+    """P(K+ = k), k = 1..min(K, n), under Dirichlet(gamma), gamma ~ Gamma(a, rate b), integrated.
+
+    n > ``FINITE_FAST_N``: ``kplus_fast.mfm_static_gamma_pmf`` with p(K) a point mass (the
+    trapezoid rule in log(K gamma) on a fixed grid, ~1e-13; ``tol`` is not used there)."""
     n, K = _count("n", n), _count("K", K)
     a, b = _positive("shape", a), _positive("rate", b)
     f0 = np.zeros(min(K, n))
@@ -365,6 +402,11 @@ def finite_gamma_k_pmf(n: int, K: int, a: float, b: float, tol: float = 1e-10) -
     if n == 1 or K == 1:
         return f0
     small = _TAIL_MASS / ((K - 1) * _harmonic(n - 1))  # P(K+ > 1 | g) <= (K-1) g H_{n-1}
+    if n > FINITE_FAST_N:  # the MFM with p(K) a point mass: one grid of table pmfs
+        w = np.zeros(K)
+        w[K - 1] = 1.0
+        lo, hi, log_pdf = _gamma_range(a, b, small)
+        return _clean(mfm_static_gamma_pmf(n, w, lo, hi, log_pdf)[: min(K, n)])
     return _clean(_gamma_mixture(lambda x: _finite_pmf_grid(n, K, x), f0, a, b, small, tol))
 
 
@@ -468,22 +510,26 @@ def _prior_k_mixing(
     return _result(pmf, n, f"finite(K={K}, {conc}), N={n}")
 
 
-PRIOR_EXACT_MAX_N = 20_000  # past this N only the DP's prior of K+ is computed (fast path)
+PRIOR_EXACT_MAX_N = 20_000  # past this N the Pitman-Yor prior of K+ is not computed
 
 
 def prior_k_skipped(n: int, spec: Any) -> str | None:
     """Why ``prior_k_from_spec`` is not run for n observations, or None when it is.
 
-    The DP's prior costs O(k log k) per quadrature node at any n (``dp_pmf_fft``). The
-    other mixings' exact recursions cost O(n k_max) per node (minutes at n = 1e5 for the
-    static MFM), so past ``PRIOR_EXACT_MAX_N`` they are not computed, and the outputs say so.
+    The DP (``dp_pmf_fft``), the finite mixture and the MFMs (``numerics.kplus_fast``: the
+    table count of a Chinese restaurant by one FFT, its occupancy of K atoms) cost
+    O(c_top log c_top) per quadrature node whatever n: None at any N (about 0.4 s at
+    N = 1e6 for the shipped specs, reports/benchmarks/prior_k_large_n.md). The Pitman-Yor
+    prior needs the generalised Stirling numbers S_sigma(n, k) (Pitman 2006, eq. 3.12),
+    O(n k_top) per discount node with k_top growing like n^sigma, so past
+    ``PRIOR_EXACT_MAX_N`` it is not computed, and the outputs say so.
     """
-    if n <= PRIOR_EXACT_MAX_N or spec.mixing.type == "dp":
+    if n <= PRIOR_EXACT_MAX_N or spec.mixing.type != "pitman_yor":
         return None
     return (
         f"prior of K+ not computed: the exact recursion for the {spec.mixing.type} mixing "
         f"costs O(N k) per quadrature node, and N = {n:,} > {PRIOR_EXACT_MAX_N:,} "
-        "(the DP's prior is computed at any N)"
+        "(the DP's, the finite mixture's and the MFMs' priors are computed at any N)"
     )
 
 

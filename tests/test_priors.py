@@ -554,10 +554,19 @@ def test_dp_prior_at_a_million_rows_is_a_proper_pmf_with_the_exact_mean():
     assert np.dot(np.arange(1, n + 1), pmf) == pytest.approx(P.expected_k_dp(n, 1.0), rel=1e-7)
 
 
-def test_prior_k_skipped_only_past_the_exact_limit():
+def test_prior_k_skipped_only_for_pitman_yor_past_the_exact_limit():
     import bayesmix.priors as P
     from bayesmix.spec import load_spec
 
-    assert P.prior_k_skipped(P.PRIOR_EXACT_MAX_N, load_spec("mfm")) is None
-    assert "not computed" in P.prior_k_skipped(P.PRIOR_EXACT_MAX_N + 1, load_spec("mfm"))
-    assert P.prior_k_skipped(10**6, load_spec("dp")) is None
+    for name in ("dp", "finite", "sparse_finite", "mfm", "rg97", "telescope"):
+        assert P.prior_k_skipped(10**6, load_spec(name)) is None
+    assert P.prior_k_skipped(P.PRIOR_EXACT_MAX_N, load_spec("pitman_yor")) is None
+    assert "not computed" in P.prior_k_skipped(P.PRIOR_EXACT_MAX_N + 1, load_spec("pitman_yor"))
+
+
+def test_mfm_prior_is_computed_past_the_old_limit():
+    import bayesmix.priors as P
+    from bayesmix.spec import load_spec
+
+    prior = P.prior_k_from_spec(P.PRIOR_EXACT_MAX_N + 1, load_spec("mfm"))
+    assert prior.pmf.sum() == pytest.approx(1.0, abs=1e-12) and prior.pmf.min() >= 0.0
