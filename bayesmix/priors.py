@@ -510,7 +510,10 @@ def _prior_k_mixing(
     return _result(pmf, n, f"finite(K={K}, {conc}), N={n}")
 
 
-PRIOR_EXACT_MAX_N = 20_000  # past this N the Pitman-Yor prior of K+ is not computed
+# past this N the Pitman-Yor prior of K+ is not computed: its generalised Stirling numbers
+# cost 8 s at N = 1,000, 26 s at 2,000 and 165 s at 5,000 on this machine kind
+# (reports/benchmarks/prior_k_large_n.md)
+PRIOR_EXACT_MAX_N = 2_000
 
 
 def prior_k_skipped(n: int, spec: Any) -> str | None:
@@ -528,7 +531,8 @@ def prior_k_skipped(n: int, spec: Any) -> str | None:
         return None
     return (
         f"prior of K+ not computed: the exact recursion for the {spec.mixing.type} mixing "
-        f"costs O(N k) per quadrature node, and N = {n:,} > {PRIOR_EXACT_MAX_N:,} "
+        f"costs O(N^2) per discount node (minutes at N = 5,000), and N = {n:,} > "
+        f"{PRIOR_EXACT_MAX_N:,} "
         "(the DP's, the finite mixture's and the MFMs' priors are computed at any N)"
     )
 

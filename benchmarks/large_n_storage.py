@@ -1,8 +1,11 @@
 """Storage and memory of ``bayesmix fit`` at large N: posterior.nc size, peak RSS, wall time
 and stage timings, measured by running the CLI under ``/usr/bin/time -v``.
 
-    python -m benchmarks.large_n_storage --n 100000 [--n 1000000] [--draws 500] [--chains 2]
-        [--model dp] [--engine gibbs] [--tune 200] [--seed 20261202] [--keep]
+    python -m benchmarks.large_n_storage --n 100000 [--n 1000000] [--draws D] [--chains C]
+        [--model M] [--engine E] [--tune T] [--seed 20261202] [--keep]
+
+Options not given are not passed, so the fit runs with ``bayesmix fit``'s defaults (the
+default model, engine auto, 4 chains, draws scaled for large N): what a user gets.
 
 For each N: the data come from ``benchmarks.make_large_data`` (6 well-separated 2-D
 clusters, its documented seed) in a temporary directory; the fit writes into another one,
@@ -55,11 +58,16 @@ def run_one(n: int, args: argparse.Namespace, work: Path) -> dict:
     write_parquet(data, x)
     gen_s = time.perf_counter() - t0
     out = work / f"fit_{n}"
+    opts = [
+        (flag, str(value))
+        for flag, value in (("--model", args.model), ("--engine", args.engine),
+                            ("--chains", args.chains), ("--draws", args.draws),
+                            ("--tune", args.tune))
+        if value is not None
+    ]  # fmt: skip
     cmd = [
         "/usr/bin/time", "-v", sys.executable, "-m", "bayesmix.cli", "fit", str(data),
-        "--model", args.model, "--engine", args.engine, "--chains", str(args.chains),
-        "--draws", str(args.draws), "--tune", str(args.tune), "--seed", str(args.seed),
-        "--quiet", "--out", str(out),
+        *[v for pair in opts for v in pair], "--seed", str(args.seed), "--quiet", "--out", str(out),
     ]  # fmt: skip
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -78,6 +86,9 @@ def run_one(n: int, args: argparse.Namespace, work: Path) -> dict:
     row["storage"] = summary.get("storage")
     row["loo"] = {k: summary.get("loo", {}).get(k) for k in ("elpd", "se", "subsample")}
     row["k_plus_mode"] = summary["n_clusters"]["mode"]
+    quantities = (summary.get("diagnostics") or {}).get("quantities") or {}
+    row["r_hat_k_plus"] = (quantities.get("K+") or {}).get("r_hat")
+    row["engine"] = summary.get("engine_label") or summary.get("engine")
     row["partition_k"] = (summary.get("partition") or {}).get("n_clusters")
     if args.keep:
         row["kept_output"] = str(out)
@@ -101,22 +112,25 @@ def markdown(result: dict) -> str:
         f"- date: {result['provenance']['date']}",
         f"- versions: {result['provenance']['versions']}",
         "",
-        "| N | git | posterior.nc | peak RSS | wall | sampling | total (in fit) | z draws kept | "
-        "LOO rows | exit |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| N | git | engine | posterior.nc | peak RSS | wall | sampling | total (in fit) | "
+        "z draws kept | LOO rows | K+ mode (truth 6) | R-hat K+ | exit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(result["rows"], key=lambda r: (r["n"], r.get("date", ""))):
         st = r.get("storage") or {}
         t = r.get("timing") or {}
         size = r.get("posterior_nc_bytes")
         rss = r.get("peak_rss_bytes")
+        rh = r.get("r_hat_k_plus")
         lines.append(
-            f"| {r['n']:,} | {r.get('git', '?')[:7]} | {size / 1e6:.1f} MB | {rss / 1e9:.2f} GB | {r.get('wall_s', 0):.0f} s"
+            f"| {r['n']:,} | {r.get('git', '?')[:7]} | {r.get('engine', '?')} | {size / 1e6:.1f} MB"
+            f" | {rss / 1e9:.2f} GB | {r.get('wall_s', 0):.0f} s"
             f" | {t.get('sampling_s', float('nan')):.0f} s | {t.get('total_s', float('nan')):.0f} s"
             f" | {st.get('z_draws', '?')} of {st.get('z_draws_of', '?')}"
-            f" | {st.get('loo_observations', '?')} | {r.get('returncode')} |"
+            f" | {st.get('loo_observations', '?')} | {r.get('k_plus_mode', '?')}"
+            f" | {'?' if rh is None else f'{rh:.3f}'} | {r.get('returncode')} |"
             if size is not None and rss is not None
-            else f"| {r['n']:,} | {r.get('git', '?')[:7]} | failed | | | | | | | {r.get('returncode')} |"
+            else f"| {r['n']:,} | {r.get('git', '?')[:7]} | | failed | | | | | | | | | {r.get('returncode')} |"
         )
     lines += ["", "Stage seconds inside `fit` (run.json):", ""]
     for r in sorted(result["rows"], key=lambda r: (r["n"], r.get("date", ""))):
@@ -135,11 +149,12 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, action="append", required=True)
-    ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--tune", type=int, default=200)
-    ap.add_argument("--chains", type=int, default=2)
-    ap.add_argument("--model", default="dp")
-    ap.add_argument("--engine", default="gibbs")
+    # None: not passed, so the fit runs with bayesmix fit's own defaults
+    ap.add_argument("--draws", type=int, default=None)
+    ap.add_argument("--tune", type=int, default=None)
+    ap.add_argument("--chains", type=int, default=None)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--engine", default=None)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--keep", action="store_true", help="keep the fit output directories")
     args = ap.parse_args(argv)
