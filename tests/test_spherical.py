@@ -204,12 +204,12 @@ def test_spherical_posterior_differs_from_diag():
     assert tv(p_sph["kplus_pmf"], p_diag["kplus_pmf"]) > 0.15
 
 
-@pytest.mark.parametrize("algorithm", ["collapsed", "blocked"])
+@pytest.mark.parametrize("algorithm", ["collapsed", "blocked", "subcluster"])
 @pytest.mark.parametrize("name", sorted(ENUM_CASES))
 def test_sampler_matches_exact_posterior(name, algorithm):
     x, mix, exact_mix, params, hyper = ENUM_CASES[name]
     exact = exact_posterior(x, HYP_ENUM, "spherical", exact_mix, params, hyper)
-    draws = 25000 if algorithm == "blocked" else 10000
+    draws = 10000 if algorithm == "collapsed" else 25000
     dr = sample_gibbs(
         spec_of(mix), x, algorithm=algorithm, chains=2, draws=draws, tune=300,
         progress=False, cores=1, seed=20261202,
