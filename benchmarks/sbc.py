@@ -197,7 +197,7 @@ GIBBS_ENGINES = ("blocked", "telescoping", "collapsed", "subcluster")
 KERNEL_ENGINES = {
     "semi": (*SEMI_ENGINES, "nuts"),
     "spherical": GIBBS_ENGINES,
-    "scale": ("collapsed",),
+    "scale": ("collapsed", "nuts"),
 }
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
@@ -620,7 +620,7 @@ _NUTS_CACHE: dict[str, Any] = {}
 def _nuts_compiled(model: str, spec, st: Settings):
     """Compile the NUTS model once per worker process (fixed N) and kernel, on placeholder
     data (the SBC kernels are not data-scaled, so ``with_data`` keeps the same prior)."""
-    key = f"{model}:{spec.kernel.prior}"
+    key = f"{model}:{spec.kernel!r}"
     if key not in _NUTS_CACHE:
         import nutpie
 
@@ -680,6 +680,9 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
         q = _quantities(w, z.reshape(c, s, -1), conc, ll)
         if "C0" in post:  # semi-conjugate kernel with a hierarchical scale
             q.update(scale_quantities(np.asarray(post["C0"].values)))
+        for kname in ("b0", "psi0"):  # conjugate kernel with a hierarchical scale
+            if spec.kernel.scale_prior is not None and kname in post:
+                q[kname] = np.asarray(post[kname].values, dtype=float)
         e, emin = _min_ess(q)
         if emin >= st.ess_margin * st.n_kept or draws >= st.nuts_max_draws:
             break
@@ -1427,35 +1430,42 @@ def configs(
     1-D dp and finite. Study i = 3 (model position x 2 + D - 1) + engine slot + 1.
     kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
     blocked, telescoping for MFMs; NUTS for the 1-D NUTS_MODELS), study i + SEMI_OFFSET.
-    kernel = "spherical": the Gibbs
-    algorithms in SPHERICAL_DIMS (2-D, 3-D), study i + SPHERICAL_OFFSET. kernel = "scale":
-    the conjugate kernel with a hierarchical scale, collapsed Gibbs only, study i +
-    SCALE_OFFSET."""
+    kernel = "spherical": the Gibbs algorithms in SPHERICAL_DIMS (2-D, 3-D), study
+    i + SPHERICAL_OFFSET (sub-cluster: i + SPHERICAL_OFFSET + SUBCLUSTER_OFFSET).
+    kernel = "scale": the conjugate kernel with a hierarchical scale, collapsed Gibbs and
+    NUTS (1-D NUTS_MODELS), study i + SCALE_OFFSET."""
     out = []
     for m, model in enumerate(MODELS):
         if model not in models:
             continue
         for dim in SPHERICAL_DIMS if kernel == "spherical" else (1, 2):
-            sub = model not in ("mfm_dynamic", "py") and kernel == "conjugate"
+            sub = model not in ("mfm_dynamic", "py") and kernel in ("conjugate", "spherical")
             extra = ("subcluster",) if sub else ()
             for engine in (*MODEL_ENGINES.get(model, ("blocked", "collapsed")), "nuts", *extra):
                 i = 3 * (2 * m + dim - 1) + ENGINE_SLOTS[engine] + 1
                 if engine not in engines:
                     continue
+                one_d_nuts = engine == "nuts" and dim == 1 and model in NUTS_MODELS
                 if kernel == "scale":
                     if engine == "collapsed":
                         out.append(
                             Config(model, dim, engine, reps, i + SCALE_OFFSET, kernel=kernel)
                         )
+                    elif one_d_nuts and nuts_reps > 0:
+                        cfg = Config(model, dim, engine, nuts_reps, i + SCALE_OFFSET, kernel=kernel)
+                        out.append(cfg)
                 elif kernel == "spherical":
-                    if engine != "nuts":
+                    if engine == "subcluster":  # slot 0 as blocked: its own offset
+                        j = i + SPHERICAL_OFFSET + SUBCLUSTER_OFFSET
+                        out.append(Config(model, dim, engine, reps, j, kernel=kernel))
+                    elif engine != "nuts":
                         out.append(
                             Config(model, dim, engine, reps, i + SPHERICAL_OFFSET, kernel=kernel)
                         )
                 elif kernel != "conjugate":
                     if engine in SEMI_ENGINES:
                         out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))
-                    elif engine == "nuts" and dim == 1 and model in NUTS_MODELS and nuts_reps > 0:
+                    elif one_d_nuts and nuts_reps > 0:
                         cfg = Config(model, dim, engine, nuts_reps, i + SEMI_OFFSET, kernel=kernel)
                         out.append(cfg)
                 elif engine == "subcluster":

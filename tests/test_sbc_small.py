@@ -78,16 +78,19 @@ def test_sbc_semi_prior_simulator() -> None:
 
 
 def test_sbc_semi_configs() -> None:
-    """Semi studies: only blocked (finite, DP, PY) and telescoping (MFM), key suffix _semi, seed
-    index = the conjugate study's index + SEMI_OFFSET, no index shared with a conjugate study
-    (main, confirmation + 100, re-check + 200)."""
-    from benchmarks.sbc import SEMI_OFFSET, configs
+    """Semi studies: blocked (finite, DP, PY), telescoping (MFM) and NUTS (1-D DP and finite
+    only), key suffix _semi, seed index = the conjugate study's index + SEMI_OFFSET, no index
+    shared with a conjugate study (main, confirmation + 100, re-check + 200)."""
+    from benchmarks.sbc import NUTS_MODELS, SEMI_OFFSET, configs
 
     engines = ("blocked", "telescoping", "collapsed", "nuts")
     conj = {c.key: c for c in configs(500, 100, engines)}
     semi = configs(500, 100, engines, kernel="semi")
-    assert {c.engine for c in semi} == {"blocked", "telescoping"}
-    assert len(semi) == 14 and all(c.kernel == "semi" for c in semi)
+    assert {c.engine for c in semi} == {"blocked", "telescoping", "nuts"}
+    nuts = [c for c in semi if c.engine == "nuts"]
+    assert {(c.model, c.dim, c.reps) for c in nuts} == {(m, 1, 100) for m in NUTS_MODELS}
+    assert len(semi) == 14 + len(NUTS_MODELS) and all(c.kernel == "semi" for c in semi)
+    assert all(c.engine != "nuts" for c in configs(500, 0, engines, kernel="semi"))
     for c in semi:
         assert c.key == f"{c.model}_{c.dim}d_{c.engine}_semi"
         assert c.index == conj[c.key.removesuffix("_semi")].index + SEMI_OFFSET
@@ -148,10 +151,12 @@ def test_sbc_spherical_prior_simulator_and_configs() -> None:
     np.testing.assert_allclose((1 / s2).mean(), kern.a0 / kern.b0, rtol=0.03)
     z2 = kern.kappa0 * (mu - kern.m0) ** 2 / s2[:, None]
     np.testing.assert_allclose(z2.mean(axis=0), 1.0, rtol=0.05)
-    engines = ("blocked", "telescoping", "collapsed", "nuts")
+    engines = ("blocked", "telescoping", "collapsed", "nuts", "subcluster")
     sph = configs(500, 100, engines, kernel="spherical")
     assert {c.dim for c in sph} == {2, 3} and "nuts" not in {c.engine for c in sph}
     assert all(c.key.endswith("_spherical") and c.index > SPHERICAL_OFFSET for c in sph)
+    sub = {c.model for c in sph if c.engine == "subcluster"}
+    assert sub and not sub & {"mfm_dynamic", "py"}  # the engine serves neither
     others = configs(500, 100, engines) + configs(500, 100, engines, kernel="semi")
     used = {c.index + o for c in others for o in (0, 100, 200)}
     idx = [c.index + o for c in sph for o in (0, 100, 200)]
@@ -196,19 +201,23 @@ def test_sbc_scale_prior_simulator() -> None:
 
 
 def test_sbc_scale_configs() -> None:
-    """Hierarchical-scale studies: collapsed only, 1-D and 2-D, key suffix _scale, seed index
-    = the conjugate study's index + SCALE_OFFSET, no index shared with another kernel's."""
-    from benchmarks.sbc import SCALE_OFFSET, configs
+    """Hierarchical-scale studies: collapsed (1-D and 2-D) and NUTS (1-D DP and finite), key
+    suffix _scale, seed index = the conjugate study's index + SCALE_OFFSET, no index shared
+    with another kernel's."""
+    from benchmarks.sbc import NUTS_MODELS, SCALE_OFFSET, configs
 
     engines = ("blocked", "telescoping", "collapsed", "nuts")
     conj = {c.key: c for c in configs(500, 100, engines)}
     scale = configs(500, 100, engines, kernel="scale")
-    assert {c.engine for c in scale} == {"collapsed"} and {c.dim for c in scale} == {1, 2}
+    assert {c.engine for c in scale} == {"collapsed", "nuts"} and {c.dim for c in scale} == {1, 2}
+    nuts = {(c.model, c.dim) for c in scale if c.engine == "nuts"}
+    assert nuts == {(m, 1) for m in NUTS_MODELS}
     for c in scale:
-        assert c.key == f"{c.model}_{c.dim}d_collapsed_scale"
+        assert c.key == f"{c.model}_{c.dim}d_{c.engine}_scale"
         assert c.index == conj[c.key.removesuffix("_scale")].index + SCALE_OFFSET
     others = {c.index + o for k in ("conjugate", "semi", "spherical")
-              for c in configs(500, 100, engines, kernel=k) for o in (0, 100, 200)}  # fmt: skip
+              for c in configs(500, 100, (*engines, "subcluster"), kernel=k)
+              for o in (0, 100, 200)}  # fmt: skip
     assert not others & {c.index + o for c in scale for o in (0, 100, 200)}
 
 
