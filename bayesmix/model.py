@@ -25,6 +25,11 @@ def check_graph_options(spec: ModelSpec, d: int) -> None:
     ``ordered_means`` needs 1-D data and a finite mixture (exchangeable components: the
     stick-breaking weights are not), and a centred parametrization."""
     opts = spec.sampler
+    if opts.sticks == "non_centred" and spec.mixing.type != "dp":
+        raise InputError(
+            "sampler.sticks = 'non_centred' applies to the DP's sticks v_k ~ Beta(1, alpha) "
+            f"(mixing.type = 'dp'), not to mixing.type = '{spec.mixing.type}'"
+        )
     if opts.parametrization == "non_centred" and spec.kernel.prior != "conjugate":
         raise InputError(
             "sampler.parametrization = 'non_centred' applies to kernel.prior = 'conjugate' "
@@ -62,7 +67,7 @@ def build_model(spec: ModelSpec, x: np.ndarray) -> pm.Model:
     coords = {"cluster": np.arange(k), "feature": np.arange(d), "obs_id": np.arange(n)}
     with pm.Model(coords=coords) as model:
         x_data = pm.Data("x_data", x, dims=("obs_id", "feature"))
-        w = mixings.weights(spec.mixing)
+        w = mixings.weights(spec.mixing, non_centred_sticks=spec.sampler.sticks == "non_centred")
         mu, factor = kernels.build_kernel(
             spec.kernel,
             k,
@@ -131,12 +136,21 @@ def initial_values(spec: ModelSpec, x: np.ndarray, seed: int) -> dict[str, np.nd
 
 
 def graph_initial_values(spec: ModelSpec, init: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Initial values given for ``mu`` (and ``w``) mapped onto the free variables of the graph
-    options: ``mu_sorted`` (the means sorted, the weights permuted alike, ties broken by a
+    """Initial values given for ``mu``, ``w`` and ``v`` mapped onto the free variables of the
+    graph options: ``stick_u`` = (1 - v)^alpha at alpha's prior mean (then set explicitly),
+    ``mu_sorted`` (the means sorted, the weights permuted alike, ties broken by a
     small increment) or ``mu_z`` = the standardised means at the kernel's initial scales
     (which are then set explicitly: tau, or the Bartlett factors, at their prior means)."""
     opts, kern = spec.sampler, spec.kernel
     init = dict(init)
+    if opts.sticks == "non_centred" and "v" in init:
+        mix = spec.mixing
+        if mix.concentration is not None:
+            alpha = float(mix.concentration)
+        else:
+            alpha = mix.concentration_prior.shape / mix.concentration_prior.rate
+            init[mix.concentration_name] = np.asarray(alpha)
+        init["stick_u"] = (1.0 - np.asarray(init.pop("v"))) ** alpha  # v = 1 - u^(1/alpha)
     mu = np.asarray(init["mu"], dtype=np.float64)
     if opts.ordered_means:
         order = np.argsort(mu[:, 0], kind="stable")

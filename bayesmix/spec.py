@@ -213,6 +213,8 @@ class SamplerSpec:
     parametrization: str = "centred"
     # 1-D finite mixtures: the component means sorted (PyMC's ordered transform)
     ordered_means: bool = False
+    # DP: "non_centred" sticks v_k = 1 - u_k^(1/alpha), u_k ~ U(0, 1)
+    sticks: str = "centred"
 
 
 @dataclass(frozen=True)
@@ -500,6 +502,8 @@ def _parse_sampler(where: str, table: dict) -> SamplerSpec:
         kw["parametrization"] = _choice(
             where, "sampler.parametrization", table["parametrization"], PARAMETRIZATIONS
         )
+    if "sticks" in table:
+        kw["sticks"] = _choice(where, "sampler.sticks", table["sticks"], PARAMETRIZATIONS)
     if "ordered_means" in table:
         if not isinstance(table["ordered_means"], bool):
             raise _err(

@@ -13,6 +13,7 @@ target_accept 0.8, 4 chains x (1000 tune + 1000 draws). Each other cell changes 
   non-centred (``sampler.parametrization``);
 * mixing: ``models/sparse_wi.toml`` (K = 10, gamma ~ Gamma(10, 200)), and, in 1-D, the same
   with ordered means (``sampler.ordered_means``);
+* DP sticks: ``sampler.sticks = "non_centred"`` (v_k = 1 - u_k^(1/alpha), u_k ~ U(0, 1));
 * initialisation: the last draw of a short collapsed Gibbs run (conjugate ``dp`` spec, one
   chain, 300 + 300 sweeps): its 20 heaviest components' means, SDs (Cholesky factors in 2-D)
   and weights;
@@ -67,8 +68,8 @@ class Settings:
     cores: int = 2
     # wall-clock budget per data set (s): cells not started within it are recorded as skipped
     budget_s: tuple[tuple[str, float], ...] = (
-        ("galaxy", 720.0),
-        ("faithful", 840.0),
+        ("galaxy", 660.0),
+        ("faithful", 900.0),
         ("acidity_like", 540.0),
     )
 
@@ -81,7 +82,7 @@ QUICK = Settings(
 PRIORITY = (
     ("baseline", None),
     ("mixing", "sparse_wi"),
-    ("target_accept", 0.99),
+    ("sticks", None),
     ("kernel", "dp_conj_noncentred"),
     ("kernel", "dp_conj_centred"),
     ("target_accept", 0.9),
@@ -89,6 +90,7 @@ PRIORITY = (
     ("init", None),
     ("chains", 8),
     ("target_accept", 0.95),
+    ("target_accept", 0.99),
     ("chains", 16),
 )
 
@@ -132,6 +134,7 @@ def specs() -> dict[str, Any]:
     dp_wi, dp, sparse = load_spec("dp_wi"), load_spec("dp"), load_spec("sparse_wi")
     return {
         "dp_wi": dp_wi,
+        "dp_wi_sticks_nc": with_sampler(dp_wi, sticks="non_centred"),
         "dp_conj_centred": dp,
         "dp_conj_noncentred": with_sampler(dp, parametrization="non_centred"),
         "sparse_wi": sparse,
@@ -147,6 +150,7 @@ def design(st: Settings, d: int) -> list[dict]:
         cells.append(dict(base, factor="kernel", graph=g))
     for g in ("sparse_wi",) + (("sparse_wi_ordered",) if d == 1 else ()):
         cells.append(dict(base, factor="mixing", graph=g))
+    cells.append(dict(base, factor="sticks", graph="dp_wi_sticks_nc"))
     cells.append(dict(base, factor="init", init="gibbs"))
     for ta in st.targets:
         cells.append(dict(base, factor="target_accept", target_accept=ta))
@@ -361,6 +365,8 @@ def _label(c: dict) -> str:
         return "baseline (dp_wi, EM, 0.8, 4 ch)"
     if f in ("kernel", "mixing"):
         return c["graph"]
+    if f == "sticks":
+        return "dp_wi, non-centred sticks"
     if f == "init":
         return "Gibbs start"
     if f == "target_accept":
@@ -390,7 +396,8 @@ def render_markdown(report: dict) -> str:
         f"(its default), {st['chains']} chains x ({st['tune']} tune + {st['draws']} draws). "
         "Other rows change one thing: the kernel (`dp.toml`'s conjugate NIG / NIW, centred or "
         '`parametrization = "non_centred"`), the mixing (`sparse_wi.toml`: K = 10, gamma ~ '
-        "Gamma(10, 200); in 1-D also `ordered_means = true`), the start (last draw of a short "
+        "Gamma(10, 200); in 1-D also `ordered_means = true`), the DP sticks (`sticks = "
+        '"non_centred"`: v_k = 1 - u_k^(1/alpha), u_k ~ U(0, 1)), the start (last draw of a short '
         f"collapsed Gibbs run, {st['gibbs_sweeps']} + {st['gibbs_sweeps']} sweeps), "
         "target_accept, or the number of chains at the same total draws "
         f"({st['tune']} tuning steps per chain). Cores: {st['cores']}.",

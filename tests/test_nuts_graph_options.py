@@ -147,7 +147,7 @@ def test_initial_values_start_the_new_graph_at_the_same_means(kernel, d, opts):
         if rv.name in init:
             val, tr = model.rvs_to_values[rv], model.rvs_to_transforms[rv]
             v = np.asarray(init[rv.name], dtype=float)
-            ip[val.name] = tr.forward(v).eval() if tr is not None else v
+            ip[val.name] = tr.forward(v, *rv.owner.inputs).eval() if tr is not None else v
     (mu,) = evaluate(model, ["mu"], ip)
     if opts.get("ordered_means"):
         order = np.argsort(want["mu"][:, 0], kind="stable")
@@ -205,7 +205,10 @@ def test_spec_keys_parse_and_validate(tmp_path):
     path.write_text("[mixing]\nalpha = 1.0\n[sampler]\nordered_means = 1\n")
     with pytest.raises(InputError, match="sampler.ordered_means"):
         load_spec(path)
+    path.write_text('[mixing]\nalpha = 1.0\n[sampler]\nsticks = "non_centred"\n')
+    assert load_spec(path).sampler.sticks == "non_centred"
     assert SamplerSpec().parametrization == "centred" and not SamplerSpec().ordered_means
+    assert SamplerSpec().sticks == "centred"
 
 
 @pytest.mark.parametrize("name", ["dp_wi", "sparse_wi"])
@@ -216,3 +219,68 @@ def test_weakly_informative_specs_ship_and_build(name):
     for d in (1, 2):
         x = np.random.default_rng(1).normal(size=(20, d))
         build_model(dataclasses.replace(s), x)
+
+
+@pytest.mark.parametrize(
+    "mixing",
+    [MixingSpec("dp", 5, None, GammaPrior(2.0, 3.0)), MixingSpec("dp", 5, 0.7, None)],
+    ids=["alpha_gamma", "alpha_fixed"],
+)
+def test_non_centred_sticks_density_is_the_beta_one_plus_the_jacobian(mixing):
+    """v = 1 - u^(1/alpha), u ~ U(0, 1), in logit space y_u, y_v: log p_nc(y_u) =
+    log p_c(y_v) + log |dy_v / dy_u|, with |dy_v / dy_u| = |dv/du| u (1 - u) / (v (1 - v)),
+    |dv/du| = u^(1/alpha - 1) / alpha."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(12, 1))
+    kernel = KernelSpec(prior="weakly_informative")
+    centred = build_model(make_spec(kernel, mixing), x)
+    nc = build_model(make_spec(kernel, mixing, sticks="non_centred"), x)
+    assert "stick_u" in {rv.name for rv in nc.free_RVs}  # the option is not ignored
+    assert "v" not in {rv.name for rv in nc.free_RVs}
+    lp_c = centred.compile_logp(mode=MODE)
+    lp_n = nc.compile_logp(mode=MODE)
+    for _ in range(3):
+        pt_n = random_point(nc, rng)
+        u = 1.0 / (1.0 + np.exp(-pt_n["stick_u_interval__"]))
+        names = ["v"] + (["alpha"] if mixing.concentration is None else [])
+        vals = evaluate(nc, names, pt_n)
+        v = vals[0]
+        alpha = vals[1] if len(vals) > 1 else mixing.concentration
+        np.testing.assert_allclose(v, 1.0 - u ** (1.0 / alpha), rtol=1e-10)
+        pt_c = {k: val for k, val in pt_n.items() if k != "stick_u_interval__"}
+        pt_c["v_logodds__"] = np.log(v) - np.log1p(-v)
+        log_jac = np.sum(
+            (1.0 / alpha - 1.0) * np.log(u)
+            - np.log(alpha)
+            + np.log(u)
+            + np.log1p(-u)
+            - np.log(v)
+            - np.log1p(-v)
+        )
+        np.testing.assert_allclose(lp_n(pt_n), lp_c(pt_c) + log_jac, rtol=RTOL)
+
+
+def test_non_centred_sticks_start_at_the_same_weights():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(-2, 0.3, size=(30, 1)), rng.normal(1.5, 0.5, size=(40, 1))])
+    mixing = MixingSpec("dp", 6, None, GammaPrior(2.0, 3.0))
+    kernel = KernelSpec(prior="weakly_informative")
+    want = initial_values(make_spec(kernel, mixing), x, seed=1)
+    spec = make_spec(kernel, mixing, sticks="non_centred")
+    init = initial_values(spec, x, seed=1)
+    assert "v" not in init and init["alpha"] == pytest.approx(2.0 / 3.0)
+    model = build_model(spec, x)
+    ip = model.initial_point()
+    for rv in model.free_RVs:
+        if rv.name in init:
+            val, tr = model.rvs_to_values[rv], model.rvs_to_transforms[rv]
+            v0 = np.asarray(init[rv.name], dtype=float)
+            ip[val.name] = tr.forward(v0, *rv.owner.inputs).eval() if tr is not None else v0
+    (v,) = evaluate(model, ["v"], ip)
+    np.testing.assert_allclose(v, want["v"], rtol=1e-10)
+
+
+def test_non_centred_sticks_refuse_other_mixings():
+    x = np.random.default_rng(0).normal(size=(10, 1))
+    with pytest.raises(InputError, match="sticks"):
+        build_model(make_spec(KernelSpec(), _finite(), sticks="non_centred"), x)
