@@ -460,6 +460,7 @@ def render_markdown(report: dict) -> str:
                 + " |"
             )
         lines.append("")
+    lines += acceptance_md(report)
     comp = report.get("compiles", [])
     if comp:
         lines += [
@@ -473,6 +474,57 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _min_ess_per_s(c: dict) -> float:
+    vals = [f.get("ess_per_s") for f in c["figures"].values()]
+    return -1.0 if any(v is None for v in vals) else min(vals)
+
+
+def best_cell(cells: list[dict]) -> dict | None:
+    """The cell that meets the acceptance with the largest min ESS/s; when none does, the one
+    with the smallest max R-hat (then the largest min ESS bulk)."""
+    done = [c for c in cells if "figures" in c and c.get("max_r_hat") is not None]
+    if not done:
+        return None
+    ok = [c for c in done if c["meets_acceptance"]]
+    if ok:
+        return max(ok, key=_min_ess_per_s)
+    return min(done, key=lambda c: (c["max_r_hat"], -(c["min_ess_bulk"] or 0.0)))
+
+
+def acceptance_md(report: dict) -> list[str]:
+    """Per data set: the baseline and the best cell against the acceptance figures."""
+    t = report["targets"]
+    lines = [
+        "## Acceptance check (computed)",
+        "",
+        f"Targets: max R-hat <= {t['r_hat_max']}, min ESS bulk >= {t['ess_bulk_min']:.0f} "
+        "(concentration, K+, log-likelihood), divergence rate < "
+        f"{100 * t['divergence_rate_max']:.1f}%. Best = meets all with the largest min ESS/s; "
+        "if none does, the smallest max R-hat.",
+        "",
+        "| data | cell | max R-hat | min ESS bulk | min ESS/s | div. rate | R-hat ok | ESS ok "
+        "| div. ok |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    for ds in report["settings"]["datasets"]:
+        cells = [c for c in report["cells"] if c["data"] == ds]
+        base = next((c for c in cells if c["factor"] == "baseline" and "figures" in c), None)
+        best = best_cell(cells)
+        for tag, c in (("baseline", base), ("best", best)):
+            if c is None:
+                continue
+            dr = c["divergence_rate"]
+            lines.append(
+                f"| {ds} | {tag}: {_label(c)} | {_f(c['max_r_hat'], '.3f')} | "
+                f"{_f(c['min_ess_bulk'], '.0f')} | {_f(_min_ess_per_s(c), '.1f')} | "
+                f"{_f(None if dr is None else 100 * dr, '.2f')}% | "
+                f"{'yes' if (c['max_r_hat'] or 9) <= t['r_hat_max'] else 'no'} | "
+                f"{'yes' if (c['min_ess_bulk'] or 0) >= t['ess_bulk_min'] else 'no'} | "
+                f"{'yes' if dr is not None and dr < t['divergence_rate_max'] else 'no'} |"
+            )
+    return lines + [""]
+
+
 def _loads(v) -> str:
     return "–" if not v else "[" + ", ".join(f"{x:.2f}" for x in v) + "]"
 
@@ -483,7 +535,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="short chains, fewer cells (minutes)")
     p.add_argument("--out", default=str(OUT_DIR), help="output directory")
     p.add_argument("--datasets", default=None, help="comma-separated subset of the data sets")
+    p.add_argument("--render", default=None, help="only re-render the .md from this .json")
     args = p.parse_args(argv)
+    if args.render:
+        import json
+
+        from bayesmix.io import write_text
+
+        src = Path(args.render)
+        report = json.loads(src.read_text())
+        write_text(src.with_suffix(".md"), render_markdown(report))
+        return 0
     st = QUICK if args.quick else FULL
     if args.datasets:
         st = dataclasses.replace(st, datasets=tuple(args.datasets.split(",")))
