@@ -66,6 +66,7 @@ class Settings:
     gibbs_sweeps: int = 300
     datasets: tuple[str, ...] = ("galaxy", "faithful", "acidity_like")
     cores: int = 2
+    supplement: bool = False  # run ``supplement`` cells instead of the main design
     # wall-clock budget per data set (s): cells not started within it are recorded as skipped
     budget_s: tuple[tuple[str, float], ...] = (
         ("galaxy", 660.0),
@@ -157,6 +158,20 @@ def design(st: Settings, d: int) -> list[dict]:
     for c in st.chain_grid:
         cells.append(dict(base, factor="chains", chains=c))
     return sorted(cells, key=_priority)
+
+
+def supplement(st: Settings, ds: str) -> list[dict]:
+    """Cells run after the main design (``--supplement``): the conjugate kernels on Old Faithful
+    (past the main run's budget there), and the two best single changes combined with
+    target_accept 0.9 (non-centred DP sticks; the sparse mixing)."""
+    base = {"init": "em", "chains": st.chains, "factor": "combination"}
+    cells = []
+    if ds == "faithful":
+        for g in ("dp_conj_centred", "dp_conj_noncentred"):
+            cells.append(dict(base, graph=g, target_accept=0.8, factor="kernel"))
+    for g in ("dp_wi_sticks_nc", "sparse_wi"):
+        cells.append(dict(base, graph=g, target_accept=0.9))
+    return cells
 
 
 def gibbs_init(spec, x: np.ndarray, sweeps: int, seed: int) -> dict[str, np.ndarray]:
@@ -308,7 +323,8 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
         graphs: dict[tuple[str, str], Any] = {}
         budget = dict(st.budget_s).get(ds_name, math.inf)
         t_ds = time.perf_counter()
-        for cell in design(st, x.shape[1]):
+        cells = supplement(st, ds_name) if st.supplement else design(st, x.shape[1])
+        for cell in cells:
             spec = all_specs[cell["graph"]]
             if time.perf_counter() - t_ds > budget:
                 res = dict(cell, data=ds_name, skipped=f"not started: the {budget:.0f} s budget")
@@ -350,7 +366,13 @@ def write_outputs(report: dict, out_dir: Path, name: str) -> None:
     from bayesmix.io import write_text
 
     write_json(out_dir / f"{name}.json", report)
-    write_text(out_dir / f"{name}.md", render_markdown(report))
+    write_text(out_dir / f"{name}.md", render_markdown(report) + reading(out_dir, name))
+
+
+def reading(out_dir: Path, name: str) -> str:
+    """The hand-written reading of the results (``<name>_reading.md``), appended when present."""
+    path = out_dir / f"{name}_reading.md"
+    return "\n" + path.read_text() if path.is_file() else ""
 
 
 def _f(v: Any, fmt: str = ".0f") -> str:
@@ -367,6 +389,8 @@ def _label(c: dict) -> str:
         return c["graph"]
     if f == "sticks":
         return "dp_wi, non-centred sticks"
+    if f == "combination":
+        return f"{c['graph']}, target_accept {c['target_accept']}"
     if f == "init":
         return "Gibbs start"
     if f == "target_accept":
@@ -536,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT_DIR), help="output directory")
     p.add_argument("--datasets", default=None, help="comma-separated subset of the data sets")
     p.add_argument("--render", default=None, help="only re-render the .md from this .json")
+    p.add_argument(
+        "--supplement",
+        action="store_true",
+        help="the supplementary cells (conjugate kernels on faithful, combinations)",
+    )
     args = p.parse_args(argv)
     if args.render:
         import json
@@ -544,12 +573,20 @@ def main(argv: list[str] | None = None) -> int:
 
         src = Path(args.render)
         report = json.loads(src.read_text())
-        write_text(src.with_suffix(".md"), render_markdown(report))
+        write_text(src.with_suffix(".md"), render_markdown(report) + reading(src.parent, src.stem))
         return 0
     st = QUICK if args.quick else FULL
     if args.datasets:
         st = dataclasses.replace(st, datasets=tuple(args.datasets.split(",")))
     name = "nuts_study_quick" if args.quick else "nuts_study"
+    if args.supplement:
+        st = dataclasses.replace(
+            st,
+            supplement=True,
+            budget_s=(("faithful", 700.0),),
+            datasets=("galaxy", "acidity_like", "faithful"),
+        )
+        name += "_supplement"
     run(st, Path(args.out), name, ["benchmarks.nuts_study", *argv])
     return 0
 
