@@ -67,6 +67,7 @@ class Settings:
     datasets: tuple[str, ...] = ("galaxy", "faithful", "acidity_like")
     cores: int = 2
     supplement: bool = False  # run ``supplement`` cells instead of the main design
+    graphs: tuple[str, ...] = ()  # only the cells of these graphs (empty: all)
     # wall-clock budget per data set (s): cells not started within it are recorded as skipped
     budget_s: tuple[tuple[str, float], ...] = (
         ("galaxy", 660.0),
@@ -324,6 +325,8 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
         budget = dict(st.budget_s).get(ds_name, math.inf)
         t_ds = time.perf_counter()
         cells = supplement(st, ds_name) if st.supplement else design(st, x.shape[1])
+        if st.graphs:
+            cells = [c for c in cells if c["graph"] in st.graphs]
         for cell in cells:
             spec = all_specs[cell["graph"]]
             if time.perf_counter() - t_ds > budget:
@@ -561,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default=None, help="comma-separated subset of the data sets")
     p.add_argument("--render", default=None, help="only re-render the .md from this .json")
     p.add_argument(
+        "--graphs", default=None, help="only the cells of these graphs (comma-separated)"
+    )
+    p.add_argument("--name", default=None, help="output file stem (default from the mode)")
+    p.add_argument(
         "--supplement",
         action="store_true",
         help="the supplementary cells (conjugate kernels on faithful, combinations)",
@@ -587,6 +594,11 @@ def main(argv: list[str] | None = None) -> int:
             datasets=("galaxy", "acidity_like", "faithful"),
         )
         name += "_supplement"
+    if args.datasets:
+        st = dataclasses.replace(st, datasets=tuple(args.datasets.split(",")))
+    if args.graphs:
+        st = dataclasses.replace(st, graphs=tuple(args.graphs.split(",")))
+    name = args.name or name
     run(st, Path(args.out), name, ["benchmarks.nuts_study", *argv])
     return 0
 
