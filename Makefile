@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 python $$HOM
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	command -v $$p; break; fi; done)
 
-.PHONY: install demo test test-all lint format benchmarks sbc recovery validation-quick clean
+.PHONY: install demo test test-all lint format benchmarks nuts-study sbc recovery validation-quick clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ test-all: install
 benchmarks: install
 	$(VPY) -m benchmarks.engines
 	$(VPY) -m benchmarks.clustering
+
+nuts-study: install
+	$(VPY) -m benchmarks.nuts_study
 
 sbc: install
 	$(VPY) -m benchmarks.sbc --jobs 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 
+from bayesmix.errors import InputError
 from bayesmix.kernels import pymc as kernels
 from bayesmix.mixings import pymc as mixings
 from bayesmix.spec import ModelSpec
@@ -17,21 +18,64 @@ def _likelihood_logp(value, w, mu, factor):
     return kernels.mixture_logp(value, w, mu, factor)
 
 
+def check_graph_options(spec: ModelSpec, d: int) -> None:
+    """An InputError where a NUTS graph option of ``spec.sampler`` cannot apply (never ignored):
+    ``parametrization = "non_centred"`` needs the conjugate kernel (the semi-conjugate and
+    weakly informative priors make mu independent of Sigma: there is no funnel to remove);
+    ``ordered_means`` needs 1-D data and a finite mixture (exchangeable components: the
+    stick-breaking weights are not), and a centred parametrization."""
+    opts = spec.sampler
+    if opts.sticks == "non_centred" and spec.mixing.type != "dp":
+        raise InputError(
+            "sampler.sticks = 'non_centred' applies to the DP's sticks v_k ~ Beta(1, alpha) "
+            f"(mixing.type = 'dp'), not to mixing.type = '{spec.mixing.type}'"
+        )
+    if opts.parametrization == "non_centred" and spec.kernel.prior != "conjugate":
+        raise InputError(
+            "sampler.parametrization = 'non_centred' applies to kernel.prior = 'conjugate' "
+            f"(mu | Sigma ~ N(m0, Sigma / kappa0)); with prior = '{spec.kernel.prior}' mu and "
+            "Sigma are independent a priori, so there is no funnel: leave it 'centred'"
+        )
+    if not opts.ordered_means:
+        return
+    if d != 1:
+        raise InputError(f"sampler.ordered_means applies to 1-D data (these have {d} columns)")
+    if spec.mixing.type != "finite":
+        raise InputError(
+            "sampler.ordered_means needs exchangeable components (mixing.type = 'finite'); "
+            f"the '{spec.mixing.type}' weights depend on the labels' order"
+        )
+    if opts.parametrization == "non_centred":
+        raise InputError(
+            "sampler.ordered_means orders mu itself: use it with parametrization = 'centred'"
+        )
+
+
 def build_model(spec: ModelSpec, x: np.ndarray) -> pm.Model:
     """p(x | w, mu, Sigma) = prod_n sum_k w_k N(x_n | mu_k, Sigma_k) with priors from ``spec``.
 
     ``x`` is the standardised data (N, D). No discrete variable: z is summed out.
     The whitening factor ``factor`` (Sigma_k^{-1} = A_k A_k') is kept as a Deterministic
-    so that covariances can be recovered from the draws.
+    so that covariances can be recovered from the draws. The graph options of
+    ``spec.sampler`` (``parametrization``, ``ordered_means``) change the variables NUTS moves
+    in, not the posterior (``check_graph_options``).
     """
     x = np.asarray(x, dtype=np.float64)
     n, d = x.shape
+    check_graph_options(spec, d)
     k = spec.mixing.n_components
     coords = {"cluster": np.arange(k), "feature": np.arange(d), "obs_id": np.arange(n)}
     with pm.Model(coords=coords) as model:
         x_data = pm.Data("x_data", x, dims=("obs_id", "feature"))
-        w = mixings.weights(spec.mixing)
-        mu, factor = kernels.build_kernel(spec.kernel, k, d, x)
+        w = mixings.weights(spec.mixing, non_centred_sticks=spec.sampler.sticks == "non_centred")
+        mu, factor = kernels.build_kernel(
+            spec.kernel,
+            k,
+            d,
+            x,
+            non_centred=spec.sampler.parametrization == "non_centred",
+            ordered=spec.sampler.ordered_means,
+        )
         pm.Deterministic("factor", factor)
         pm.CustomDist(
             "x",
@@ -88,6 +132,57 @@ def initial_values(spec: ModelSpec, x: np.ndarray, seed: int) -> dict[str, np.nd
         w[:n_centres] = 0.9 / n_centres
         init["w"] = w / w.sum()
     init.update(kernel_initial_values(spec, x))
+    return graph_initial_values(spec, init)
+
+
+def graph_initial_values(spec: ModelSpec, init: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Initial values given for ``mu``, ``w`` and ``v`` mapped onto the free variables of the
+    graph options: ``stick_u`` = (1 - v)^alpha at alpha's prior mean (then set explicitly),
+    ``mu_sorted`` (the means sorted, the weights permuted alike, ties broken by a
+    small increment) or ``mu_z`` = the standardised means at the kernel's initial scales
+    (which are then set explicitly: tau, or the Bartlett factors, at their prior means)."""
+    opts, kern = spec.sampler, spec.kernel
+    init = dict(init)
+    if opts.sticks == "non_centred" and "v" in init:
+        mix = spec.mixing
+        if mix.concentration is not None:
+            alpha = float(mix.concentration)
+        else:
+            alpha = mix.concentration_prior.shape / mix.concentration_prior.rate
+            init[mix.concentration_name] = np.asarray(alpha)
+        init["stick_u"] = (1.0 - np.asarray(init.pop("v"))) ** alpha  # v = 1 - u^(1/alpha)
+    mu = np.asarray(init["mu"], dtype=np.float64)
+    if opts.ordered_means:
+        order = np.argsort(mu[:, 0], kind="stable")
+        srt = mu[order, 0]
+        srt = srt + 1e-6 * np.arange(len(srt))  # strictly increasing
+        srt = np.maximum.accumulate(srt)
+        del init["mu"]
+        init["mu_sorted"] = srt
+        if "w" in init:
+            init["w"] = np.asarray(init["w"])[order]
+    if opts.parametrization == "non_centred" and kern.prior == "conjugate":
+        k, d = mu.shape
+        full = d > 1 and kern.covariance == "full"
+        sp = kern.scale_prior
+        scale = 1.0 if sp is None else sp.shape / sp.rate  # b0 or psi0 initial value
+        if full:
+            c = np.broadcast_to(kern.nu0_for(d) - np.arange(d), (k, d)).copy()
+            init["bartlett_c"] = c
+            init["bartlett_z"] = np.zeros((k, d * (d - 1) // 2))
+            # P = diag(sqrt(c)) / sqrt(psi0): z = sqrt(kappa0) P' (mu - m0)
+            prec_sd = np.sqrt(c) / np.sqrt(kern.psi0 if sp is None else scale)
+        else:
+            width = 1 if d > 1 and kern.covariance == "spherical" else d
+            if sp is None:
+                tau = np.full((k, width), kern.a0 / kern.b0)
+                init["tau"] = tau
+            else:
+                init["tau_std"] = np.full((k, width), kern.a0)
+                tau = init["tau_std"] / scale
+            prec_sd = np.sqrt(np.repeat(tau, d // width, axis=1))
+        del init["mu"]
+        init["mu_z"] = np.sqrt(kern.kappa0) * prec_sd * (mu - kern.m0)
     return init
 
 

@@ -30,6 +30,7 @@ KERNEL_PRIORS = ("conjugate", "semi_conjugate", "weakly_informative")
 KERNEL_SCALES = ("hierarchical", "fixed")
 MEAN_CENTRES = ("midrange", "median")
 SAMPLERS = ("nutpie", "pymc")
+PARAMETRIZATIONS = ("centred", "non_centred")
 # models/ at the repository root is the source of truth; bayesmix/models links to it
 # and is shipped as package data, so names resolve from any directory.
 MODELS_DIR = Path(__file__).parent / "models"
@@ -207,6 +208,13 @@ class SamplerSpec:
     gibbs_thin: int = 1  # Gibbs engines keep every gibbs_thin-th sweep (slowly mixing samplers)
     target_accept: float | None = None  # NUTS step-size target (None: the backend's 0.8)
     seed: int = 20261126
+    # NUTS graph options (the posterior is the same; only the geometry NUTS sees changes):
+    # "non_centred": conjugate kernel, mu_k = m0 + Sigma_k^{1/2} z_k / sqrt(kappa0), z_k ~ N(0, I)
+    parametrization: str = "centred"
+    # 1-D finite mixtures: the component means sorted (PyMC's ordered transform)
+    ordered_means: bool = False
+    # DP: "non_centred" sticks v_k = 1 - u_k^(1/alpha), u_k ~ U(0, 1)
+    sticks: str = "centred"
 
 
 @dataclass(frozen=True)
@@ -490,6 +498,20 @@ def _parse_sampler(where: str, table: dict) -> SamplerSpec:
         if isinstance(ta, bool) or not isinstance(ta, (int, float)) or not 0 < ta < 1:
             raise _err(where, "sampler.target_accept", f"must be a number in (0, 1), got {ta!r}")
         kw["target_accept"] = float(ta)
+    if "parametrization" in table:
+        kw["parametrization"] = _choice(
+            where, "sampler.parametrization", table["parametrization"], PARAMETRIZATIONS
+        )
+    if "sticks" in table:
+        kw["sticks"] = _choice(where, "sampler.sticks", table["sticks"], PARAMETRIZATIONS)
+    if "ordered_means" in table:
+        if not isinstance(table["ordered_means"], bool):
+            raise _err(
+                where,
+                "sampler.ordered_means",
+                f"must be true or false, got {table['ordered_means']!r}",
+            )
+        kw["ordered_means"] = table["ordered_means"]
     if "seed" in table:
         seed = table["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.distributions.transforms import ordered as ordered_transform
 
 from bayesmix.kernels import semiconj
 from bayesmix.spec import KernelSpec
@@ -38,7 +39,26 @@ def _bartlett_precision_chol(kernel: KernelSpec, k: int, d: int, psi0=None):
     return b / (np.sqrt(kernel.psi0) if psi0 is None else pt.sqrt(psi0))
 
 
-def conjugate(kernel: KernelSpec, k: int, d: int):
+def _means(mean, sd, k: int, d: int, ordered: bool = False):
+    """mu (K, D) ~ N(mean, sd^2) elementwise (``mean``, ``sd`` broadcast to (K, D)).
+
+    ``ordered`` (1-D only): the free variable is ``mu_sorted`` (K,) with PyMC's ordered
+    transform, mu_sorted_1 < ... < mu_sorted_K, and ``mu`` is the Deterministic
+    mu_sorted[:, None]. The density is that of the unordered means restricted to the ordered
+    cone: for exchangeable components (a symmetric finite Dirichlet) that identifies the labels
+    without changing the posterior of any label-invariant quantity (it is K! times the
+    unordered density there)."""
+    if not ordered:
+        return pm.Normal("mu", mu=mean, sigma=sd, shape=(k, d))
+    if d != 1:
+        raise ValueError("ordered means are for 1-D data")
+    mean = pt.broadcast_to(pt.as_tensor_variable(mean), (k, 1))[:, 0]
+    sd = pt.broadcast_to(pt.as_tensor_variable(sd), (k, 1))[:, 0]
+    flat = pm.Normal("mu_sorted", mu=mean, sigma=sd, shape=(k,), transform=ordered_transform)
+    return pm.Deterministic("mu", flat[:, None])
+
+
+def conjugate(kernel: KernelSpec, k: int, d: int, non_centred: bool = False, ordered: bool = False):
     """NIG (1-D, diag), NIG with one precision per component (spherical: Sigma_k = I / tau_k,
     tau_k ~ Gamma(a0, b0)) or NIW (full): Sigma ~ prior, mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0).
 
@@ -46,7 +66,13 @@ def conjugate(kernel: KernelSpec, k: int, d: int):
     collapsed engine (``kernels.niw.draw_scale``): b0 ~ Gamma(shape, rate) (1-D, diag: one b0
     for all features, spherical), with tau = tau_std / b0, tau_std ~ Gamma(a0, 1) (non-centred:
     Gamma(a0, rate b0) = Gamma(a0, 1) / b0); psi0 ~ Gamma(shape, rate) (full), through the
-    Bartlett factor P = B / sqrt(psi0)."""
+    Bartlett factor P = B / sqrt(psi0).
+
+    ``non_centred``: mu_k = m0 + Sigma_k^{1/2} z_k / sqrt(kappa0), z_k ~ N(0, I) (free variable
+    ``mu_z``; ``mu`` is a Deterministic), with Sigma_k^{1/2} = 1 / sqrt(tau_k) (1-D, diag,
+    spherical) or P_k^{-T} (full, Lambda_k = P_k P_k'): the same prior, without the funnel
+    between mu_k and Sigma_k that a centred mu has where a component holds few points.
+    ``ordered`` (1-D): ``_means``."""
     m0 = kernel.m0 * np.ones(d)
     sp = kernel.scale_prior
     full = d > 1 and kernel.covariance == "full"
@@ -61,9 +87,20 @@ def conjugate(kernel: KernelSpec, k: int, d: int):
             tau = pm.Deterministic("tau", tau_std / scale)
         if width != d:
             tau = pt.repeat(tau, d, axis=1)
-        mu = pm.Normal("mu", mu=m0, sigma=1.0 / pt.sqrt(kernel.kappa0 * tau), shape=(k, d))
+        sd = 1.0 / pt.sqrt(kernel.kappa0 * tau)
+        if non_centred:
+            z = pm.Normal("mu_z", 0.0, 1.0, shape=(k, d))
+            mu = pm.Deterministic("mu", m0[None, :] + sd * z)
+        else:
+            mu = _means(m0, sd, k, d, ordered)
         return mu, _diag_factor(tau)
     chol_prec = _bartlett_precision_chol(kernel, k, d, None if sp is None else scale)
+    if non_centred:
+        z = pm.Normal("mu_z", 0.0, 1.0, shape=(k, d))
+        # mu_k - m0 = P_k^{-T} z_k / sqrt(kappa0): Cov = (kappa0 P_k P_k')^{-1}
+        y = pt.linalg.solve_triangular(pt.swapaxes(chol_prec, -1, -2), z[..., None], lower=False)
+        mu = pm.Deterministic("mu", m0[None, :] + y[..., 0] / np.sqrt(kernel.kappa0))
+        return mu, chol_prec
     # mu_k | Lambda_k ~ N(m0, (kappa0 Lambda_k)^{-1}), written with the precision Cholesky
     # (a batched MvNormal(tau=...) does not broadcast over clusters).
     mu = pm.Flat("mu", shape=(k, d))
@@ -82,7 +119,9 @@ def _triangular(diag, off, d: int, lower: bool = True):
     return pt.set_subtensor(m[..., rows, cols], off)
 
 
-def semi_conjugate(kernel: KernelSpec, k: int, d: int, hyper: semiconj.SemiHyper):
+def semi_conjugate(
+    kernel: KernelSpec, k: int, d: int, hyper: semiconj.SemiHyper, ordered: bool = False
+):
     """The semi-conjugate kernel of the Gibbs engines (``kernels.semiconj``), with the same
     data-scaled hyperparameters (``semiconj.data_hyper``): mu_k ~ N(b0, B0) independent of
     Sigma_k, and, with W(c, C) the standard Wishart with 2c degrees of freedom and scale
@@ -99,7 +138,7 @@ def semi_conjugate(kernel: KernelSpec, k: int, d: int, hyper: semiconj.SemiHyper
     whitening factor r U_k is triangular."""
     c0, g0 = hyper.c0, hyper.g0
     b0, bvar, grate = (np.asarray(v, dtype=np.float64) for v in (hyper.b0, hyper.B0, hyper.G0))
-    mu = pm.Normal("mu", mu=b0, sigma=np.sqrt(bvar), shape=(k, d))
+    mu = _means(b0, np.sqrt(bvar), k, d, ordered)
     if d == 1 or kernel.covariance == "diag":
         if hyper.hierarchical:
             beta = pm.Gamma("beta", alpha=g0, beta=grate, shape=(d,))
@@ -125,10 +164,11 @@ def semi_conjugate(kernel: KernelSpec, k: int, d: int, hyper: semiconj.SemiHyper
     return mu, pt.sum(r[None, :, :, None] * u[:, None, :, :], axis=2)
 
 
-def weakly_informative(kernel: KernelSpec, k: int, d: int):
+def weakly_informative(kernel: KernelSpec, k: int, d: int, ordered: bool = False):
     """mu ~ N(m0, mu_sd^2); sigma ~ HalfNormal(sigma_sd) (spherical: one sigma per
-    component); full covariance adds LKJ(eta)."""
-    mu = pm.Normal("mu", mu=kernel.m0, sigma=kernel.mu_sd, shape=(k, d))
+    component); full covariance adds LKJ(eta). mu and sigma are independent a priori: there
+    is no funnel to non-centre. ``ordered`` (1-D): ``_means``."""
+    mu = _means(kernel.m0, kernel.mu_sd, k, d, ordered)
     if d > 1 and kernel.covariance == "spherical":
         sigma = pm.HalfNormal("sigma_raw", sigma=kernel.sigma_sd, shape=(k, 1))
         return mu, _diag_factor(pt.repeat(1.0 / sigma**2, d, axis=1))
@@ -151,11 +191,22 @@ def weakly_informative(kernel: KernelSpec, k: int, d: int):
     return mu, pt.stack(factors)
 
 
-def build_kernel(kernel: KernelSpec, k: int, d: int, x: np.ndarray | None = None):
+def build_kernel(
+    kernel: KernelSpec,
+    k: int,
+    d: int,
+    x: np.ndarray | None = None,
+    non_centred: bool = False,
+    ordered: bool = False,
+):
     """Component priors for K components in D dimensions: returns (mu, A). ``x``: the
-    standardised data (N, D), which the semi-conjugate prior is scaled by."""
+    standardised data (N, D), which the semi-conjugate prior is scaled by. ``non_centred``
+    (conjugate kernel only) and ``ordered`` (1-D means): graph options, the same prior
+    (``conjugate``, ``_means``); callers check where they apply (``model.check_graph_options``)."""
+    if non_centred and kernel.prior != "conjugate":
+        raise ValueError("non_centred applies to the conjugate kernel only")
     if kernel.prior == "conjugate":
-        return conjugate(kernel, k, d)
+        return conjugate(kernel, k, d, non_centred, ordered)
     if kernel.prior == "semi_conjugate":
         if d > 1 and kernel.covariance == "spherical":
             from bayesmix.errors import InputError
@@ -166,8 +217,8 @@ def build_kernel(kernel: KernelSpec, k: int, d: int, x: np.ndarray | None = None
             )
         if x is None:
             raise ValueError("the semi-conjugate kernel needs the data x (semiconj.data_hyper)")
-        return semi_conjugate(kernel, k, d, semiconj.data_hyper(kernel, x))
-    return weakly_informative(kernel, k, d)
+        return semi_conjugate(kernel, k, d, semiconj.data_hyper(kernel, x), ordered)
+    return weakly_informative(kernel, k, d, ordered)
 
 
 def component_logpdf(x, mu, factor):

@@ -37,10 +37,20 @@ def pitman_yor_parameters(mixing: MixingSpec):
     return pm.Deterministic("strength", u - sigma), sigma
 
 
-def weights(mixing: MixingSpec):
+def stick_breaking_weights_from_log_rest(v, log1m_v):
+    """``stick_breaking_weights`` given log(1 - v) directly (no log1p(-v) round trip)."""
+    log_rest = pt.concatenate([pt.zeros(1), pt.cumsum(log1m_v)])
+    return pt.concatenate([v, pt.ones(1)]) * pt.exp(log_rest)
+
+
+def weights(mixing: MixingSpec, non_centred_sticks: bool = False):
     """Mixture weights w (K,): DP sticks v_k ~ Beta(1, alpha); Pitman-Yor sticks
     v_k ~ Beta(1 - sigma, theta + k sigma); or w ~ Dirichlet(gamma 1_K). A mixture of finite
-    mixtures has a discrete K, which NUTS cannot sample."""
+    mixtures has a discrete K, which NUTS cannot sample.
+
+    ``non_centred_sticks`` (DP): v_k = 1 - u_k^(1 / alpha), u_k ~ Uniform(0, 1) (free variable
+    ``stick_u``; ``v`` is a Deterministic): the inverse CDF of Beta(1, alpha), so the same
+    prior, with the sticks of empty components independent of alpha a priori."""
     k = mixing.n_components
     if mixing.type == "mfm":
         from bayesmix.errors import InputError
@@ -55,6 +65,12 @@ def weights(mixing: MixingSpec):
         return pm.Deterministic("w", stick_breaking_weights(v), dims="cluster")
     conc = concentration(mixing)
     if mixing.type == "dp":
+        if non_centred_sticks:
+            u = pm.Uniform("stick_u", 0.0, 1.0, shape=k - 1)
+            log1m_v = pt.log(u) / conc  # log(1 - v) = log(u) / alpha
+            v = pm.Deterministic("v", -pt.expm1(log1m_v))
+            w = stick_breaking_weights_from_log_rest(v, log1m_v)
+            return pm.Deterministic("w", w, dims="cluster")
         v = pm.Beta("v", alpha=1.0, beta=conc, shape=k - 1)
         return pm.Deterministic("w", stick_breaking_weights(v), dims="cluster")
     return pm.Dirichlet("w", a=conc * pt.ones(k), dims="cluster")
