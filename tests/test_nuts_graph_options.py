@@ -44,6 +44,18 @@ def random_point(model, rng) -> dict[str, np.ndarray]:
     }
 
 
+def start_point(model, init: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's initial point with ``init``'s constrained values mapped onto the value
+    variables by the model's own transforms."""
+    ip = model.initial_point()
+    for rv in model.free_RVs:
+        if rv.name in init:
+            val, tr = model.rvs_to_values[rv], model.rvs_to_transforms[rv]
+            v = np.asarray(init[rv.name], dtype=float)
+            ip[val.name] = tr.forward(v, *rv.owner.inputs).eval() if tr is not None else v
+    return ip
+
+
 def evaluate(model, names, point):
     outs = model.replace_rvs_by_values([model[n] for n in names])
     fn = model.compile_fn(
@@ -142,12 +154,7 @@ def test_initial_values_start_the_new_graph_at_the_same_means(kernel, d, opts):
     init = initial_values(spec, x, seed=1)
     assert "mu" not in init
     model = build_model(spec, x)
-    ip = model.initial_point()  # the model's own transforms map the constrained values
-    for rv in model.free_RVs:
-        if rv.name in init:
-            val, tr = model.rvs_to_values[rv], model.rvs_to_transforms[rv]
-            v = np.asarray(init[rv.name], dtype=float)
-            ip[val.name] = tr.forward(v, *rv.owner.inputs).eval() if tr is not None else v
+    ip = start_point(model, init)
     (mu,) = evaluate(model, ["mu"], ip)
     if opts.get("ordered_means"):
         order = np.argsort(want["mu"][:, 0], kind="stable")
@@ -270,12 +277,7 @@ def test_non_centred_sticks_start_at_the_same_weights():
     init = initial_values(spec, x, seed=1)
     assert "v" not in init and init["alpha"] == pytest.approx(2.0 / 3.0)
     model = build_model(spec, x)
-    ip = model.initial_point()
-    for rv in model.free_RVs:
-        if rv.name in init:
-            val, tr = model.rvs_to_values[rv], model.rvs_to_transforms[rv]
-            v0 = np.asarray(init[rv.name], dtype=float)
-            ip[val.name] = tr.forward(v0, *rv.owner.inputs).eval() if tr is not None else v0
+    ip = start_point(model, init)
     (v,) = evaluate(model, ["v"], ip)
     np.testing.assert_allclose(v, want["v"], rtol=1e-10)
 
