@@ -196,7 +196,7 @@ GIBBS_ENGINES = ("blocked", "telescoping", "collapsed", "subcluster")
 # the engines each non-default kernel runs (for messages)
 KERNEL_ENGINES = {
     "semi": (*SEMI_ENGINES, "nuts"),
-    "spherical": GIBBS_ENGINES,
+    "spherical": (*GIBBS_ENGINES, "nuts"),
     "scale": ("collapsed", "nuts"),
 }
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
@@ -617,16 +617,17 @@ def fit_gibbs(spec, x: np.ndarray, engine: str, st: Settings, rng: np.random.Gen
 _NUTS_CACHE: dict[str, Any] = {}
 
 
-def _nuts_compiled(model: str, spec, st: Settings):
-    """Compile the NUTS model once per worker process (fixed N) and kernel, on placeholder
-    data (the SBC kernels are not data-scaled, so ``with_data`` keeps the same prior)."""
-    key = f"{model}:{spec.kernel!r}"
+def _nuts_compiled(model: str, spec, st: Settings, d: int = 1):
+    """Compile the NUTS model once per worker process (fixed N), kernel and dimension D, on
+    placeholder data (the SBC kernels are not data-scaled, so ``with_data`` keeps the same
+    prior)."""
+    key = f"{model}:{d}:{spec.kernel!r}"
     if key not in _NUTS_CACHE:
         import nutpie
 
         from bayesmix.model import build_model
 
-        x0 = np.linspace(-2.0, 2.0, st.nuts_n)[:, None]
+        x0 = np.linspace(-2.0, 2.0, st.nuts_n)[:, None] * np.linspace(1.0, 0.5, d)[None, :]
         pm_model = build_model(spec, x0)
         t0 = time.perf_counter()
         compiled = nutpie.compile_pymc_model(pm_model)
@@ -646,7 +647,7 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
     from bayesmix.model import initial_values
     from bayesmix.posterior.allocations import allocations
 
-    pm_model, compiled, compile_s = _nuts_compiled(model, spec, st)
+    pm_model, compiled, compile_s = _nuts_compiled(model, spec, st, x.shape[1])
     seed = int(rng.integers(2**31))
     init = initial_values(spec, x, seed)
     point_fn = make_initial_point_fn(
@@ -1431,7 +1432,8 @@ def configs(
     kernel = "semi": the semi-conjugate kernel, only the algorithms that run it (SEMI_ENGINES:
     blocked, telescoping for MFMs; NUTS for the 1-D NUTS_MODELS), study i + SEMI_OFFSET.
     kernel = "spherical": the Gibbs algorithms in SPHERICAL_DIMS (2-D, 3-D), study
-    i + SPHERICAL_OFFSET (sub-cluster: i + SPHERICAL_OFFSET + SUBCLUSTER_OFFSET).
+    i + SPHERICAL_OFFSET (sub-cluster: i + SPHERICAL_OFFSET + SUBCLUSTER_OFFSET), and NUTS
+    for the 2-D NUTS_MODELS (the spherical kernel has no 1-D form).
     kernel = "scale": the conjugate kernel with a hierarchical scale, collapsed Gibbs and
     NUTS (1-D NUTS_MODELS), study i + SCALE_OFFSET."""
     out = []
@@ -1462,6 +1464,9 @@ def configs(
                         out.append(
                             Config(model, dim, engine, reps, i + SPHERICAL_OFFSET, kernel=kernel)
                         )
+                    elif dim == 2 and model in NUTS_MODELS and nuts_reps > 0:  # 2-D: slot 2
+                        j = i + SPHERICAL_OFFSET
+                        out.append(Config(model, dim, engine, nuts_reps, j, kernel=kernel))
                 elif kernel != "conjugate":
                     if engine in SEMI_ENGINES:
                         out.append(Config(model, dim, engine, reps, i + SEMI_OFFSET, kernel=kernel))

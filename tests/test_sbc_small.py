@@ -140,7 +140,7 @@ def test_sbc_spherical_prior_simulator_and_configs() -> None:
     component (E = b0 / (a0 - 1), E[1/sigma^2] = a0 / b0), mu | sigma^2 ~ N(m0, sigma^2 /
     kappa0 I) (E[kappa0 (mu - m0)^2 / sigma^2] = 1 per feature); studies in 2-D and 3-D for the
     Gibbs engines only, seed index i + SPHERICAL_OFFSET, none shared with another kernel."""
-    from benchmarks.sbc import SPHERICAL_OFFSET, configs, draw_kernel, make_spec
+    from benchmarks.sbc import NUTS_MODELS, SPHERICAL_OFFSET, configs, draw_kernel, make_spec
 
     rng = np.random.default_rng(12)
     kern = make_spec("dp", "spherical", 3).kernel
@@ -153,7 +153,9 @@ def test_sbc_spherical_prior_simulator_and_configs() -> None:
     np.testing.assert_allclose(z2.mean(axis=0), 1.0, rtol=0.05)
     engines = ("blocked", "telescoping", "collapsed", "nuts", "subcluster")
     sph = configs(500, 100, engines, kernel="spherical")
-    assert {c.dim for c in sph} == {2, 3} and "nuts" not in {c.engine for c in sph}
+    assert {c.dim for c in sph} == {2, 3}
+    nuts = {(c.model, c.dim, c.reps) for c in sph if c.engine == "nuts"}
+    assert nuts == {(m, 2, 100) for m in NUTS_MODELS}  # no 1-D spherical kernel
     assert all(c.key.endswith("_spherical") and c.index > SPHERICAL_OFFSET for c in sph)
     sub = {c.model for c in sph if c.engine == "subcluster"}
     assert sub and not sub & {"mfm_dynamic", "py"}  # the engine serves neither
