@@ -1194,7 +1194,8 @@ def _kernel_line(kernel: str) -> str:
             f"- Kernel (`--kernel spherical`): `{SPHERICAL_KERNEL}` with the shipped KernelSpec "
             "defaults (m0 = 0, kappa0 = 0.01, a0 = 2, b0 = 0.25): sigma_k^2 ~ IG(a0, b0), "
             "Sigma_k = sigma_k^2 I, mu_k | sigma_k^2 ~ N(m0 1, sigma_k^2 / kappa0 I); 2-D and "
-            "3-D studies, Gibbs engines only (blocked / telescoping and collapsed)."
+            "3-D studies for the Gibbs engines (blocked / telescoping and collapsed), 2-D for "
+            "NUTS."
         )
     if kernel == "scale":
         return (
@@ -1317,6 +1318,24 @@ def write_report(
         )
         + "."
     )
+    nuts_tests = [
+        (k, q, v["p_value"])
+        for k in main_keys
+        if all_res[k]["config"]["engine"] == "nuts"
+        for q, v in all_res[k]["quantities"].items()
+    ]
+    if nuts_tests:
+        nuts_fail = [t for t in nuts_tests if t[2] < 0.01]
+        summary += (
+            f" NUTS: {len(nuts_tests) - len(nuts_fail)} of {len(nuts_tests)} rank tests pass at "
+            "the 1% level"
+            + (
+                " (failing: " + ", ".join(f"{k} {q} p = {fmt_p(p)}" for k, q, p in nuts_fail) + ")"
+                if nuts_fail
+                else ""
+            )
+            + "; a NUTS failure is not re-run automatically (see Findings)."
+        )
     lines += [
         summary,
         "",
@@ -1624,7 +1643,7 @@ def main(argv: list[str] | None = None) -> int:
         default="conjugate",
         help="conjugate (NIG / NIW, every engine), semi (semi-conjugate with a hierarchical "
         f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET}) or spherical "
-        f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D, Gibbs only, seeds i + {SPHERICAL_OFFSET}) "
+        f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D Gibbs, 2-D NUTS, seeds i + {SPHERICAL_OFFSET}) "
         "or scale (conjugate with b0 / psi0 ~ Gamma(2, 8): collapsed Gibbs only, seeds i + "
         f"{SCALE_OFFSET})",
     )
