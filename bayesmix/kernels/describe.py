@@ -78,7 +78,13 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
             "(standardised scale)"
         )
     lkj = f", LKJ({_g(k.lkj_eta)}) correlations" if d > 1 and k.covariance == "full" else ""
+    ig = k.sigma_inv_gamma
+    sigma = (
+        f"HalfNormal({_g(k.sigma_sd)})"
+        if ig is None
+        else f"InverseGamma({_g(ig.shape)}, {_g(ig.rate)})"
+    )
     return (
         f"weakly informative, {cov}: mu ~ N({_g(k.m0)}, {_g(k.mu_sd)}^2), "
-        f"sigma ~ HalfNormal({_g(k.sigma_sd)}){lkj} (standardised scale)"
+        f"sigma ~ {sigma}{lkj} (standardised scale)"
     )

@@ -164,16 +164,28 @@ def semi_conjugate(
     return mu, pt.sum(r[None, :, :, None] * u[:, None, :, :], axis=2)
 
 
+def _sigma_prior(kernel: KernelSpec, shape: tuple[int, ...], name: str | None = "sigma_raw"):
+    """The weakly informative scale prior: HalfNormal(sigma_sd), or InverseGamma(shape, rate)
+    with ``sigma_inv_gamma`` (zero-avoiding; ``KernelSpec``). ``name=None``: an unnamed
+    ``.dist`` (for LKJCholeskyCov's ``sd_dist``)."""
+    ig = kernel.sigma_inv_gamma
+    if ig is None:
+        dist, kw = pm.HalfNormal, {"sigma": kernel.sigma_sd}
+    else:
+        dist, kw = pm.InverseGamma, {"alpha": ig.shape, "beta": ig.rate}
+    return dist.dist(**kw, shape=shape) if name is None else dist(name, **kw, shape=shape)
+
+
 def weakly_informative(kernel: KernelSpec, k: int, d: int, ordered: bool = False):
-    """mu ~ N(m0, mu_sd^2); sigma ~ HalfNormal(sigma_sd) (spherical: one sigma per
-    component); full covariance adds LKJ(eta). mu and sigma are independent a priori: there
-    is no funnel to non-centre. ``ordered`` (1-D): ``_means``."""
+    """mu ~ N(m0, mu_sd^2); sigma ~ HalfNormal(sigma_sd) or InverseGamma (``_sigma_prior``;
+    spherical: one sigma per component); full covariance adds LKJ(eta). mu and sigma are
+    independent a priori: there is no funnel to non-centre. ``ordered`` (1-D): ``_means``."""
     mu = _means(kernel.m0, kernel.mu_sd, k, d, ordered)
     if d > 1 and kernel.covariance == "spherical":
-        sigma = pm.HalfNormal("sigma_raw", sigma=kernel.sigma_sd, shape=(k, 1))
+        sigma = _sigma_prior(kernel, (k, 1))
         return mu, _diag_factor(pt.repeat(1.0 / sigma**2, d, axis=1))
     if d == 1 or kernel.covariance == "diag":
-        sigma = pm.HalfNormal("sigma_raw", sigma=kernel.sigma_sd, shape=(k, d))
+        sigma = _sigma_prior(kernel, (k, d))
         return mu, _diag_factor(1.0 / sigma**2)
     # LKJCholeskyCov cannot be batched over clusters: one per cluster, stacked.
     factors = []
@@ -183,7 +195,7 @@ def weakly_informative(kernel: KernelSpec, k: int, d: int, ordered: bool = False
             f"chol_{j}",
             n=d,
             eta=kernel.lkj_eta,
-            sd_dist=pm.HalfNormal.dist(kernel.sigma_sd, shape=d),
+            sd_dist=_sigma_prior(kernel, (d,), name=None),
             compute_corr=True,
         )
         inv = pt.linalg.solve_triangular(chol, eye, lower=True)
