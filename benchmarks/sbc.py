@@ -178,15 +178,28 @@ SPHERICAL_KERNEL: dict[str, Any] = {"covariance": "spherical", "prior": "conjuga
 SCALE_KERNEL: dict[str, Any] = {
     "covariance": "full", "prior": "conjugate", "scale_prior": {"shape": 2.0, "rate": 8.0},
 }  # fmt: skip
+# The weakly informative kernel of the NUTS specs (--kernel wi; models/sparse_wi.toml and
+# dp_wi.toml): mu_k ~ N(0, 2^2) independent of the zero-avoiding sigma_k ~ InverseGamma(2, 0.4)
+# (1-D; NUTS only), sampled with the NUTS settings the shipped specs use (WI_SAMPLER).
+WI_KERNEL: dict[str, Any] = {
+    "covariance": "full", "prior": "weakly_informative", "m0": 0.0, "mu_sd": 2.0,
+    "sigma_inv_gamma": {"shape": 2.0, "rate": 0.4},
+}  # fmt: skip
+WI_SAMPLER: dict[str, dict[str, Any]] = {
+    "dp": {"target_accept": 0.9, "sticks": "non_centred"},
+    "finite": {"target_accept": 0.9},
+}
 KERNELS: dict[str, dict[str, Any]] = {
     "conjugate": KERNEL,
     "semi": SEMI_KERNEL,
     "spherical": SPHERICAL_KERNEL,
     "scale": SCALE_KERNEL,
+    "wi": WI_KERNEL,
 }
 SEMI_OFFSET = 1000  # semi-conjugate study i + 1000: no seed shared with a conjugate study
 SPHERICAL_OFFSET = 2000  # spherical study i + 2000
 SCALE_OFFSET = 4000  # conjugate kernel with a hierarchical scale: study i + 4000
+WI_OFFSET = 5000  # weakly informative kernel (NUTS): study i + 5000
 SPHERICAL_DIMS = (2, 3)  # in 1-D the spherical kernel is the conjugate one
 SEMI_ENGINES = ("blocked", "telescoping")  # the algorithms that run a semi-conjugate kernel
 QUANTITIES = (
@@ -198,6 +211,7 @@ KERNEL_ENGINES = {
     "semi": (*SEMI_ENGINES, "nuts"),
     "spherical": (*GIBBS_ENGINES, "nuts"),
     "scale": ("collapsed", "nuts"),
+    "wi": ("nuts",),
 }
 CONFIRM_OFFSET = 100  # confirmation study i + 100: fresh seeds
 CONFIRM_FACTOR = 2  # and twice the replications
@@ -259,7 +273,7 @@ class Settings:
 def kernel_table(kernel: str, dim: int) -> dict[str, Any]:
     """The [kernel] table of an SBC kernel in D dimensions (KERNEL, SPHERICAL_KERNEL,
     SCALE_KERNEL, or SEMI_KERNEL["<D>d"])."""
-    if kernel in ("conjugate", "spherical", "scale"):
+    if kernel in ("conjugate", "spherical", "scale", "wi"):
         return KERNELS[kernel]
     return KERNELS[kernel][f"{dim}d"]
 
@@ -269,10 +283,10 @@ def make_spec(model: str, kernel: str = "conjugate", dim: int = 1):
     it like a TOML file; the conjugate kernel is the same in every dimension)."""
     from bayesmix.spec import parse_spec
 
-    return parse_spec(
-        {"name": model, "mixing": MODELS[model], "kernel": kernel_table(kernel, dim)},
-        where=f"sbc:{model}",
-    )
+    table = {"name": model, "mixing": MODELS[model], "kernel": kernel_table(kernel, dim)}
+    if kernel == "wi":
+        table["sampler"] = WI_SAMPLER[model]
+    return parse_spec(table, where=f"sbc:{model}")
 
 
 # --------------------------------------------------------------------------
@@ -352,6 +366,13 @@ def draw_kernel(
     semi-conjugate kernels: ``draw_kernel_semi`` given the scale c0 (``draw_scale``)."""
     if kernel.prior == "semi_conjugate":
         return draw_kernel_semi(kernel, d, m, c0, rng)
+    if kernel.prior == "weakly_informative":  # 1-D: mu ~ N(m0, mu_sd^2), sigma ~ IG(a, b)
+        if d != 1 or kernel.sigma_inv_gamma is None:
+            raise ValueError("the weakly informative SBC kernel is 1-D with sigma_inv_gamma")
+        ig = kernel.sigma_inv_gamma
+        sigma = ig.rate / rng.gamma(ig.shape, 1.0, size=m)
+        mu = kernel.m0 + kernel.mu_sd * rng.standard_normal(m)
+        return mu[:, None], (sigma**2)[:, None, None]
     if d > 1 and kernel.covariance == "spherical":
         var = kernel.b0 / rng.gamma(kernel.a0, 1.0, size=m)  # IG(a0, b0), one per component
         mu = kernel.m0 + np.sqrt(var / kernel.kappa0)[:, None] * rng.standard_normal((m, d))
@@ -621,7 +642,7 @@ def _nuts_compiled(model: str, spec, st: Settings, d: int = 1):
     """Compile the NUTS model once per worker process (fixed N), kernel and dimension D, on
     placeholder data (the SBC kernels are not data-scaled, so ``with_data`` keeps the same
     prior)."""
-    key = f"{model}:{d}:{spec.kernel!r}"
+    key = f"{model}:{d}:{spec.kernel!r}:{spec.sampler!r}"
     if key not in _NUTS_CACHE:
         import nutpie
 
@@ -659,13 +680,15 @@ def fit_nuts(model: str, spec, x: np.ndarray, st: Settings, rng: np.random.Gener
         return np.concatenate([np.ravel(p[name]) for name in p])
 
     cm = dataclasses.replace(compiled.with_data(x_data=x), initial_point_func=initial_point)
+    ta = spec.sampler.target_accept
+    extra = {} if ta is None else {"target_accept": ta}
     draws, attempt = st.nuts_draws, 0
     while True:
         attempt += 1
         t0 = time.perf_counter()
         dt = nutpie.sample(
             cm, draws=draws, tune=st.nuts_tune, chains=st.chains, seed=seed + attempt,
-            progress_bar=False, cores=1,
+            progress_bar=False, cores=1, **extra,
         )  # fmt: skip
         sample_s = time.perf_counter() - t0
         post = dt["posterior"]
@@ -1197,6 +1220,13 @@ def _kernel_line(kernel: str) -> str:
             "3-D studies for the Gibbs engines (blocked / telescoping and collapsed), 2-D for "
             "NUTS."
         )
+    if kernel == "wi":
+        return (
+            f"- Kernel (`--kernel wi`): `{WI_KERNEL}`: the weakly informative kernel of the "
+            "NUTS specs with the zero-avoiding scale prior, mu_k ~ N(0, 2^2) independent of "
+            "sigma_k ~ InverseGamma(2, 0.4) (1 / sigma_k ~ Gamma(2, rate 0.4)); 1-D, NUTS only, "
+            f"with the shipped NUTS settings {WI_SAMPLER} (DP: non-centred sticks)."
+        )
     if kernel == "scale":
         return (
             f"- Kernel (`--kernel scale`): `{SCALE_KERNEL}` with the shipped KernelSpec "
@@ -1263,6 +1293,8 @@ def write_report(
         title += " (spherical conjugate kernel)"
     elif kernel == "scale":
         title += " (conjugate kernel with a hierarchical scale)"
+    elif kernel == "wi":
+        title += " (weakly informative kernel, NUTS)"
     lines = [title, "", run, "", "## Result", ""]
     if recheck_keys:
         pooled = pooled_studies(all_res, followup, st)
@@ -1467,7 +1499,11 @@ def configs(
                 if engine not in engines:
                     continue
                 one_d_nuts = engine == "nuts" and dim == 1 and model in NUTS_MODELS
-                if kernel == "scale":
+                if kernel == "wi":
+                    if one_d_nuts and nuts_reps > 0:
+                        cfg = Config(model, dim, engine, nuts_reps, i + WI_OFFSET, kernel=kernel)
+                        out.append(cfg)
+                elif kernel == "scale":
                     if engine == "collapsed":
                         out.append(
                             Config(model, dim, engine, reps, i + SCALE_OFFSET, kernel=kernel)
@@ -1645,7 +1681,8 @@ def main(argv: list[str] | None = None) -> int:
         f"scale: blocked and telescoping Gibbs only, seeds i + {SEMI_OFFSET}) or spherical "
         f"(conjugate, Sigma = sigma^2 I; 2-D and 3-D Gibbs, 2-D NUTS, seeds i + {SPHERICAL_OFFSET}) "
         "or scale (conjugate with b0 / psi0 ~ Gamma(2, 8): collapsed Gibbs only, seeds i + "
-        f"{SCALE_OFFSET})",
+        f"{SCALE_OFFSET}) or wi (weakly informative, sigma ~ InverseGamma(2, 0.4): 1-D NUTS "
+        f"only, seeds i + {WI_OFFSET})",
     )
     ap.add_argument(
         "--out",

@@ -239,3 +239,42 @@ def test_sbc_scale_study_end_to_end(tmp_path) -> None:
     assert res["config"]["kernel"] == "scale" and res["config"]["index"] > SCALE_OFFSET
     assert set(res["quantities"]) == {"concentration", "K+", "loglik", "max_w", "b0"}
     assert all(set(r["ranks"]) == set(res["quantities"]) for r in res["replications"])
+
+
+# --------------------------------------------------------------------------
+# Weakly informative kernel (benchmarks.sbc --kernel wi), NUTS only
+# --------------------------------------------------------------------------
+
+
+def test_sbc_wi_prior_simulator_and_configs() -> None:
+    """The simulator's weakly informative kernel: mu ~ N(0, 2^2) independent of sigma ~
+    InverseGamma(2, 0.4), i.e. 1 / sigma ~ Gamma(2, rate 0.4) (E[1/sigma] = 5, E[sigma] =
+    0.4); studies: 1-D NUTS of the DP and the finite model only, with the shipped NUTS
+    settings (target_accept 0.9, DP non-centred sticks), seed index i + WI_OFFSET shared with
+    no other kernel."""
+    from benchmarks.sbc import NUTS_MODELS, WI_OFFSET, configs, draw_kernel, make_spec
+
+    rng = np.random.default_rng(13)
+    m = 40000
+    kern = make_spec("dp", "wi", 1).kernel
+    mu, cov = draw_kernel(kern, 1, m, rng)
+    sigma = np.sqrt(cov[:, 0, 0])
+    inv = 1.0 / sigma  # Gamma(2, rate 0.4): mean 5, sd sqrt(2) / 0.4
+    assert abs(inv.mean() - 5.0) < 4 * (np.sqrt(2.0) / 0.4) / np.sqrt(m)
+    assert abs(mu.mean()) < 4 * 2.0 / np.sqrt(m)
+    assert abs(mu.std() - 2.0) < 0.05
+    assert abs(np.corrcoef(mu[:, 0], sigma)[0, 1]) < 4 / np.sqrt(m)
+    with pytest.raises(ValueError, match="1-D"):
+        draw_kernel(kern, 2, 3, rng)
+    assert make_spec("dp", "wi").sampler.sticks == "non_centred"
+    assert make_spec("finite", "wi").sampler.target_accept == 0.9
+    engines = ("blocked", "telescoping", "collapsed", "nuts", "subcluster")
+    wi = configs(500, 200, engines, kernel="wi")
+    assert {(c.model, c.dim, c.engine, c.reps) for c in wi} == {
+        (m, 1, "nuts", 200) for m in NUTS_MODELS
+    }
+    assert all(c.key.endswith("_wi") and c.index > WI_OFFSET for c in wi)
+    others = {c.index + o for k in ("conjugate", "semi", "spherical", "scale")
+              for c in configs(500, 100, engines, kernel=k)
+              for o in (0, 100, 200)}  # fmt: skip
+    assert not others & {c.index + o for c in wi for o in (0, 100, 200)}
