@@ -71,6 +71,8 @@ class Settings:
     cores: int = 2
     supplement: bool = False  # run ``supplement`` cells instead of the main design
     zero_avoiding: bool = False  # run ``zero_avoiding`` cells instead of the main design
+    seed: int = SEED  # the sampler seed (EM start, jitter, NUTS) of every cell
+    only_target: float | None = None  # only the cells with this target_accept
     graphs: tuple[str, ...] = ()  # only the cells of these graphs (empty: all)
     # wall-clock budget per data set (s): cells not started within it are recorded as skipped
     budget_s: tuple[tuple[str, float], ...] = (
@@ -326,7 +328,7 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
     report: dict[str, Any] = {
         "provenance": provenance(argv),
         "settings": dataclasses.asdict(st),
-        "seed": SEED,
+        "seed": st.seed,
         "acidity_like": {
             "seed": ACIDITY_SEED,
             "n": 155,
@@ -353,6 +355,8 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
             cells = supplement(st, ds_name) if st.supplement else design(st, x.shape[1])
         if st.graphs:
             cells = [c for c in cells if c["graph"] in st.graphs]
+        if st.only_target is not None:
+            cells = [c for c in cells if c["target_accept"] == st.only_target]
         for cell in cells:
             spec = all_specs[cell["graph"]]
             if time.perf_counter() - t_ds > budget:
@@ -365,9 +369,9 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
                 t0 = time.perf_counter()
                 init = None
                 if cell["init"] == "gibbs":
-                    init = gibbs_init(spec, x, st.gibbs_sweeps, SEED)
+                    init = gibbs_init(spec, x, st.gibbs_sweeps, st.seed)
                 init_s = time.perf_counter() - t0
-                graphs[key] = compile_nuts(spec, x, seed=SEED, init=init)
+                graphs[key] = compile_nuts(spec, x, seed=st.seed, init=init)
                 report["compiles"].append(
                     {
                         "data": ds_name,
@@ -379,7 +383,7 @@ def run(st: Settings, out_dir: Path, name: str, argv: list[str]) -> dict:
                 )
             print(f"[nuts_study] {ds_name}: {cell}", file=sys.stderr, flush=True)
             try:
-                res = run_cell(cell, dataset, spec, graphs[key], st, SEED)
+                res = run_cell(cell, dataset, spec, graphs[key], st, st.seed)
             except Exception as exc:  # a failed cell is a result too
                 res = dict(cell, error=f"{type(exc).__name__}: {exc}")
             res["data"] = ds_name
@@ -603,6 +607,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the cells with sigma ~ InverseGamma(2, 0.4) in place of the HalfNormal",
     )
+    p.add_argument("--seed", type=int, default=SEED, help="sampler seed of every cell")
+    p.add_argument(
+        "--target-accept", type=float, default=None, help="only the cells with this target"
+    )
     args = p.parse_args(argv)
     if args.render:
         import json
@@ -632,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         st = dataclasses.replace(st, datasets=tuple(args.datasets.split(",")))
     if args.graphs:
         st = dataclasses.replace(st, graphs=tuple(args.graphs.split(",")))
+    st = dataclasses.replace(st, seed=args.seed, only_target=args.target_accept)
     name = args.name or name
     run(st, Path(args.out), name, ["benchmarks.nuts_study", *argv])
     return 0
