@@ -17,7 +17,7 @@ import pytest
 from conftest import three_clusters_1d
 
 from bayesmix.cli import main
-from bayesmix.engines.nuts import JAX_EXTRA, check_sampler, sample_nuts
+from bayesmix.engines.nuts import JAX_EXTRA, _installed, check_sampler, sample_nuts
 from bayesmix.errors import InputError
 from bayesmix.posterior.assemble import build_datatree
 from bayesmix.posterior.diagnostics import diagnose
@@ -135,8 +135,9 @@ def jax_cache(tmp_path):
         jax.config.update(k, v)
 
 
+# skip before the fixtures run (the nutpie reference alone compiles for 15-30 s)
+@pytest.mark.skipif(not _installed("numpyro"), reason="needs the extra bayesmix[jax]")
 def test_numpyro_matches_nutpie_and_repeats(data, nutpie_run, jax_cache):
-    pytest.importorskip("numpyro")
     d, q = _run("numpyro", data)
     _check_layout(d, q, "numpyro", DRAWS)
     _, ref = nutpie_run
@@ -147,8 +148,8 @@ def test_numpyro_matches_nutpie_and_repeats(data, nutpie_run, jax_cache):
     np.testing.assert_array_equal(again.sample_stats["diverging"], d.sample_stats["diverging"])
 
 
+@pytest.mark.skipif(not _installed("blackjax"), reason="needs the extra bayesmix[jax]")
 def test_blackjax_matches_nutpie(data, nutpie_run):
-    pytest.importorskip("blackjax")
     d, q = _run("blackjax", data)
     _check_layout(d, q, "blackjax", DRAWS)
     _, ref = nutpie_run
