@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 from bayesmix.engines.names import ENGINE_CHOICES
+from bayesmix.spec import SAMPLERS
 
 
 def _checked[T](
@@ -58,7 +59,11 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         "gibbs (blocked) or collapsed (Neal's algorithm 3)",
     )
     p.add_argument(
-        "--sampler", choices=["nutpie", "pymc"], default=None, help="NUTS backend (default: nutpie)"
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help="NUTS backend (default: nutpie); numpyro and blackjax run on JAX and need "
+        "pip install 'bayesmix[jax]'",
     )
     p.add_argument("--chains", type=positive_int, default=None, help="number of chains (default 4)")
     p.add_argument(

@@ -55,6 +55,7 @@ MACHINE_DEPENDENT = (
     "chain_post_s",
     "worker_load_s",
     "sweeps_per_s",
+    "chain_method",  # the JAX backends': parallel (one CPU device per chain) or vectorized
 )
 
 
@@ -241,6 +242,10 @@ def fit(
     engine_name = resolve_engine(spec, engine or opts.engine, dataset.n_obs)
     if scheduler is not None:
         engine_name = _sharded_engine(spec, engine or opts.engine, engine_name, data)
+    if engine_name is Engine.NUTS:  # a missing JAX backend: one line before any work
+        from bayesmix.engines.nuts import check_sampler
+
+        check_sampler(sampler or opts.sampler)
     seed = opts.seed if seed is None else int(seed)
     n_chains = chains or opts.chains
     n_draws = draws or (opts.draws if engine_name is Engine.NUTS else opts.gibbs_draws)

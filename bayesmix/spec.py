@@ -29,7 +29,8 @@ COVARIANCES = ("full", "diag", "spherical", "auto")
 KERNEL_PRIORS = ("conjugate", "semi_conjugate", "weakly_informative")
 KERNEL_SCALES = ("hierarchical", "fixed")
 MEAN_CENTRES = ("midrange", "median")
-SAMPLERS = ("nutpie", "pymc")
+#: NUTS backends; numpyro and blackjax (through JAX) need the optional extra bayesmix[jax]
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 PARAMETRIZATIONS = ("centred", "non_centred")
 # models/ at the repository root is the source of truth; bayesmix/models links to it
 # and is shipped as package data, so names resolve from any directory.

@@ -256,7 +256,8 @@ def gibbs_init(spec, x: np.ndarray, sweeps: int, seed: int) -> dict[str, np.ndar
 
 
 def run_cell(cell: dict, dataset, spec, graph, st: Settings, seed: int) -> dict:
-    """Sample one cell and compute its figures (the functions ``fit`` uses)."""
+    """Sample one cell and compute its figures (the functions ``fit`` uses). The NUTS backend
+    is ``cell["sampler"]`` (default nutpie; ``benchmarks/nuts_backends.py`` sets it)."""
     from bayesmix.engines.nuts import sample_nuts
     from bayesmix.posterior.assemble import build_datatree
     from bayesmix.posterior.diagnostics import diagnose
@@ -276,6 +277,7 @@ def run_cell(cell: dict, dataset, spec, graph, st: Settings, seed: int) -> dict:
         cores=st.cores,
         target_accept=cell["target_accept"],
         graph=graph,
+        sampler=cell.get("sampler", "nutpie"),
     )
     wall = time.perf_counter() - t0
     sampling_s = draws.timing["sampling_s"]
@@ -292,9 +294,12 @@ def run_cell(cell: dict, dataset, spec, graph, st: Settings, seed: int) -> dict:
         draws_per_chain=draws_per_chain,
         tune=st.tune,
         sampling_s=sampling_s,
+        compile_s=draws.timing.get("compile_s", 0.0),  # 0 for nutpie given a graph; JAX: XLA
         wall_s=wall,
         concentration_name=conc_name,
     )
+    if "chain_method" in draws.info:
+        out["chain_method"] = draws.info["chain_method"]
     div = draws.sample_stats.get("diverging")
     out["divergences"] = int(np.sum(div)) if div is not None else None
     out["divergence_rate"] = None if div is None else float(np.mean(div))
