@@ -47,6 +47,12 @@ class GammaPrior:
     rate: float
 
 
+# the weakly informative kernel's default scale prior: sigma ~ InverseGamma(2, 0.4) on the
+# standardised scale (mean 0.4, mode 0.13, P(sigma > 1) = 6.2%, P(sigma < 0.05) = 0.3%);
+# chosen in reports/benchmarks/nuts_study_zero_avoiding.md
+DEFAULT_SIGMA_INV_GAMMA = GammaPrior(2.0, 0.4)
+
+
 @dataclass(frozen=True)
 class BetaPrior:
     """Beta(a, b) prior on (0, 1)."""
@@ -150,14 +156,15 @@ class KernelSpec:
         for ``spherical``,
         psi0 ~ Gamma(shape, rate) for full covariances; sampled exactly given the partition
         (``kernels.niw.draw_scale``).
-    weakly_informative: mu ~ N(m0, mu_sd^2), sigma ~ HalfNormal(sigma_sd),
-        and for full covariance an LKJ(lkj_eta) correlation (NUTS only).
-        ``sigma_inv_gamma = {shape, rate}`` replaces the HalfNormal by the zero-avoiding
-        sigma ~ InverseGamma(shape, rate) (1 / sigma ~ Gamma(shape, rate)). Its density
-        vanishes faster than any power of sigma at 0, which keeps the posterior proper when
-        the data hold ties: m points with one tied coordinate in one component contribute
-        sigma^-(m-1) after mu is integrated out, which a HalfNormal (density > 0 at 0) cannot
-        integrate for m >= 2 (Old Faithful's waiting times take 51 values in 272 rows).
+    weakly_informative: mu ~ N(m0, mu_sd^2), per feature sigma ~ InverseGamma(shape, rate)
+        (``sigma_inv_gamma``, default (2, 0.4): 1 / sigma ~ Gamma(2, rate 0.4), mean 0.4),
+        or sigma ~ HalfNormal(sigma_sd) when ``sigma_sd`` is given instead; for full
+        covariance an LKJ(lkj_eta) correlation (NUTS only). The inverse gamma is
+        zero-avoiding: its density vanishes faster than any power of sigma at 0, which keeps
+        the posterior proper when the data hold ties: m points with one tied coordinate in
+        one component contribute sigma^-(m-1) after mu is integrated out, which a HalfNormal
+        (density > 0 at 0) cannot integrate for m >= 2 (Old Faithful's waiting times take 51
+        values in 272 rows; ``sigma_prior``).
     covariance: "full", "diag", "spherical" or "auto": chosen per data set before sampling by
         EM + BIC across the covariance families
         (``bayesmix.posterior.kernel_check.choose_covariance``).
@@ -172,7 +179,7 @@ class KernelSpec:
     nu0: float | None = None
     psi0: float = 0.25
     mu_sd: float = 2.0
-    sigma_sd: float = 1.0
+    sigma_sd: float | None = None  # weakly informative: sigma ~ HalfNormal(sigma_sd)
     lkj_eta: float = 2.0
     sigma_inv_gamma: GammaPrior | None = None  # weakly informative: sigma ~ InvGamma(shape, rate)
     scale: str = "hierarchical"
@@ -183,6 +190,15 @@ class KernelSpec:
     mean_var: float = 1.0
     data_scaled: bool = True  # False: R_d = 1 and b0 = m0 (a data-independent prior, e.g. SBC)
     scale_prior: GammaPrior | None = None  # conjugate: b0 (1-D, diag) or psi0 (full) ~ Gamma
+
+    def sigma_prior(self) -> tuple[str, float | GammaPrior]:
+        """The weakly informative kernel's scale prior: ("inverse_gamma", GammaPrior) or
+        ("half_normal", sd); InverseGamma(2, 0.4) unless sigma_sd or sigma_inv_gamma is set."""
+        if self.sigma_inv_gamma is not None:
+            return "inverse_gamma", self.sigma_inv_gamma
+        if self.sigma_sd is not None:
+            return "half_normal", self.sigma_sd
+        return "inverse_gamma", DEFAULT_SIGMA_INV_GAMMA
 
     def semi_defaults(self, d: int) -> tuple[float, float, float, str]:
         """(c0, g0, G0, mean centre) of the semi-conjugate prior in dimension d (class docstring)."""
@@ -214,7 +230,7 @@ class SamplerSpec:
     tune: int = 1000
     gibbs_draws: int = 5000  # Gibbs sweeps are cheap: keep more draws for the same wall time
     gibbs_thin: int = 1  # Gibbs engines keep every gibbs_thin-th sweep (slowly mixing samplers)
-    target_accept: float | None = None  # NUTS step-size target (None: the backend's 0.8)
+    target_accept: float | None = None  # NUTS step-size target (None: engines.nuts, 0.9)
     seed: int = 20261126
     # NUTS graph options (the posterior is the same; only the geometry NUTS sees changes):
     # "non_centred": conjugate kernel, mu_k = m0 + Sigma_k^{1/2} z_k / sqrt(kappa0), z_k ~ N(0, I)
@@ -483,6 +499,12 @@ def _parse_kernel(where: str, table: dict) -> KernelSpec:
         if table.get("prior", "conjugate") != "weakly_informative":
             raise _err(
                 where, "kernel.sigma_inv_gamma", "applies only to prior = 'weakly_informative'"
+            )
+        if "sigma_sd" in table:
+            raise _err(
+                where,
+                "kernel.sigma_inv_gamma",
+                "set one scale prior: sigma_sd (HalfNormal) or sigma_inv_gamma (InverseGamma)",
             )
         kw["sigma_inv_gamma"] = _gamma_prior(
             where, "kernel.sigma_inv_gamma", table["sigma_inv_gamma"]

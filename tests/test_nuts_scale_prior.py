@@ -76,7 +76,8 @@ def test_spec_key_parses_validates_and_is_described(tmp_path):
     s = load_spec(path)
     assert s.kernel.sigma_inv_gamma == IG
     assert "InverseGamma(2, 0.4)" in describe_kernel(s.kernel, 2)
-    assert "HalfNormal" in describe_kernel(dataclasses.replace(s.kernel, sigma_inv_gamma=None), 2)
+    hn = dataclasses.replace(s.kernel, sigma_inv_gamma=None, sigma_sd=0.5)
+    assert "HalfNormal(0.5)" in describe_kernel(hn, 2)
     path.write_text(
         "[mixing]\nalpha = 1.0\n[kernel]\nsigma_inv_gamma = { shape = 2.0, rate = 0.4 }\n"
     )
@@ -88,3 +89,19 @@ def test_spec_key_parses_validates_and_is_described(tmp_path):
     )
     with pytest.raises(InputError, match="kernel.sigma_inv_gamma"):
         load_spec(path)
+    path.write_text(
+        '[mixing]\nalpha = 1.0\n[kernel]\nprior = "weakly_informative"\nsigma_sd = 0.5\n'
+        "sigma_inv_gamma = { shape = 2.0, rate = 0.4 }\n"
+    )
+    with pytest.raises(InputError, match="one scale prior"):
+        load_spec(path)
+
+
+def test_default_scale_prior_is_the_inverse_gamma_and_sigma_sd_selects_the_half_normal():
+    assert KernelSpec(prior="weakly_informative").sigma_prior() == ("inverse_gamma", IG)
+    assert KernelSpec(prior="weakly_informative", sigma_sd=0.7).sigma_prior() == (
+        "half_normal",
+        0.7,
+    )
+    for name in ("sparse_wi", "dp_wi"):
+        assert load_spec(name).kernel.sigma_prior() == ("inverse_gamma", IG)

@@ -21,6 +21,9 @@ from bayesmix.errors import InputError
 from bayesmix.model import build_model, initial_values
 from bayesmix.spec import ModelSpec
 
+# NUTS step-size adaptation target when the spec sets none (nutpie's and PyMC's own: 0.8)
+DEFAULT_TARGET_ACCEPT = 0.9
+
 
 def _posterior_array(dt, name: str) -> np.ndarray:
     return np.asarray(dt["posterior"][name].values)
@@ -249,8 +252,10 @@ def sample_nuts(
 ) -> Draws:
     """Sample the marginalised model with NUTS; return the draws on the standardised scale.
 
-    ``target_accept`` (default: the backend's, 0.8) trades speed for fewer divergences; on
-    galaxy, 0.99 removed most of nutpie's shift of K+ towards 3 (reports/benchmarks/engines.md).
+    ``target_accept`` (default ``DEFAULT_TARGET_ACCEPT`` = 0.9, where the backends' own is
+    0.8) trades speed for fewer divergences: with the weakly informative sparse mixture on Old
+    Faithful, 0.8 gave 29.8% divergent transitions and 0.9 gave 0.30%, at twice the time
+    (reports/benchmarks/nuts_study_zero_avoiding.md).
     ``graph``: a ``compile_nuts`` result for these ``spec`` and ``x`` (no rebuild, no
     recompile; ``timing["compile_s"]`` is then 0, except for the JAX backends).
 
@@ -262,7 +267,7 @@ def sample_nuts(
     ``info["chain_method"]`` is the JAX chain method (``jax_chain_method``).
     """
     check_sampler(sampler)
-    extra = {} if target_accept is None else {"target_accept": target_accept}
+    extra = {"target_accept": DEFAULT_TARGET_ACCEPT if target_accept is None else target_accept}
     if graph is None:
         graph = compile_nuts(spec, x, sampler=sampler, seed=seed)
         compile_s = graph.compile_s

@@ -21,8 +21,9 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
     if isinstance(kernel, dict):
         names = {f.name for f in dataclasses.fields(KernelSpec)}
         kw = {k: v for k, v in kernel.items() if k in names}
-        if isinstance(kw.get("scale_prior"), dict):
-            kw["scale_prior"] = GammaPrior(**kw["scale_prior"])
+        for key in ("scale_prior", "sigma_inv_gamma"):
+            if isinstance(kw.get(key), dict):
+                kw[key] = GammaPrior(**kw[key])
         kernel = KernelSpec(**kw)
     k = kernel
     words = {"diag": "diagonal", "spherical": "spherical (one variance shared by the features)"}
@@ -78,11 +79,11 @@ def describe_kernel(kernel: KernelSpec | dict[str, Any], d: int) -> str:
             "(standardised scale)"
         )
     lkj = f", LKJ({_g(k.lkj_eta)}) correlations" if d > 1 and k.covariance == "full" else ""
-    ig = k.sigma_inv_gamma
+    family, par = k.sigma_prior()
     sigma = (
-        f"HalfNormal({_g(k.sigma_sd)})"
-        if ig is None
-        else f"InverseGamma({_g(ig.shape)}, {_g(ig.rate)})"
+        f"HalfNormal({_g(par)})"
+        if family == "half_normal"
+        else f"InverseGamma({_g(par.shape)}, {_g(par.rate)})"
     )
     return (
         f"weakly informative, {cov}: mu ~ N({_g(k.m0)}, {_g(k.mu_sd)}^2), "

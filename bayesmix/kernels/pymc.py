@@ -165,14 +165,14 @@ def semi_conjugate(
 
 
 def _sigma_prior(kernel: KernelSpec, shape: tuple[int, ...], name: str | None = "sigma_raw"):
-    """The weakly informative scale prior: HalfNormal(sigma_sd), or InverseGamma(shape, rate)
-    with ``sigma_inv_gamma`` (zero-avoiding; ``KernelSpec``). ``name=None``: an unnamed
+    """The weakly informative scale prior (``KernelSpec.sigma_prior``): InverseGamma(shape,
+    rate), zero-avoiding, or HalfNormal(sigma_sd). ``name=None``: an unnamed
     ``.dist`` (for LKJCholeskyCov's ``sd_dist``)."""
-    ig = kernel.sigma_inv_gamma
-    if ig is None:
-        dist, kw = pm.HalfNormal, {"sigma": kernel.sigma_sd}
+    family, par = kernel.sigma_prior()
+    if family == "half_normal":
+        dist, kw = pm.HalfNormal, {"sigma": par}
     else:
-        dist, kw = pm.InverseGamma, {"alpha": ig.shape, "beta": ig.rate}
+        dist, kw = pm.InverseGamma, {"alpha": par.shape, "beta": par.rate}
     return dist.dist(**kw, shape=shape) if name is None else dist(name, **kw, shape=shape)
 
 
