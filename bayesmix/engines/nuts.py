@@ -57,7 +57,8 @@ def check_nuts(spec: ModelSpec) -> None:
         )
     raise InputError(
         "a mixture of finite mixtures has a discrete number of components K, which NUTS "
-        f"cannot sample: {other}"
+        f"cannot sample: {other}; for NUTS, --model sparse_wi (a sparse finite mixture, the "
+        "NUTS spec measured to converge)"
     )
 
 
