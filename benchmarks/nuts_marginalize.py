@@ -29,9 +29,11 @@ Per data set and spec:
     graphs alternated in rounds; also the pytensor function behind it (a Python call);
 (c) **a short nutpie run** of each (same seed, same start): ``benchmarks.nuts_study.run_cell``
     for both, so K+, the log-likelihood, ESS, R-hat and divergences come from the functions
-    ``fit`` uses;
+    ``fit`` uses (``Settings.sample`` says which cells and graphs: on Old Faithful only ours,
+    see there);
 (d) **allocations**: ``pymc_extras.marginal.recover`` (``recover_marginals`` is its deprecated
-    alias in 0.15.1) draws z from p(z | x, theta) on the pymc-extras run's draws; the
+    alias in 0.15.1) draws z from p(z | x, theta) on the pymc-extras run's draws (ours' where
+    only ours ran: both graphs have the same free variables); the
     probabilities p(z_i = k | x, theta) come from the Categorical that
     ``pymc_extras.marginal.conditional`` builds, and are compared with bayesmix's
     (``posterior.allocations.log_joint_draws``, normalised) on the same draws; the recovered
@@ -67,6 +69,7 @@ GRAD_RTOL = 1e-7
 # recovered z: |mean one-hot - mean p| per (i, k) over the draws; the Monte Carlo SE is at most
 # 0.5 / sqrt(draws) for independent draws (0.011 at 2,000)
 FREQ_TOL = 0.06
+GRAPH_LABEL = {"ours": "ours", "marginalized": "pymc-extras"}
 VENV_COMMANDS = (
     "python3.12 -m venv /tmp/venv-pe",
     "/tmp/venv-pe/bin/pip install pymc-extras==0.15.1 nutpie arviz numba scikit-learn pandas "
@@ -92,12 +95,16 @@ class Settings:
         ("galaxy", "dp_wi"),
         ("faithful", "dp_wi"),
     )
-    # cells that are also sampled, (c) and (d); the others get (a) and (b) only
-    sample: tuple[tuple[str, str], ...] = (
-        ("galaxy", "sparse_wi"),
-        ("faithful", "sparse_wi"),
-        ("galaxy", "dp_wi"),
+    # cells that are also sampled, (c), with the graphs named, and then (d) on the draws of the
+    # pymc-extras run (of ours where only ours is sampled); the others get (a) and (b) only.
+    # Old Faithful: pymc-extras' logp + gradient took 34x ours (5.4 ms) in a first run, so
+    # 4 x (500 + 500) draws would take hours on two cores: only ours is sampled there.
+    sample: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+        ("galaxy", "sparse_wi", ("ours", "marginalized")),
+        ("faithful", "sparse_wi", ("ours",)),
+        ("galaxy", "dp_wi", ("ours", "marginalized")),
     )
+    timing_round_s: float = 2.0  # at most about this long per graph per timing round
 
 
 FULL = Settings()
@@ -109,7 +116,7 @@ QUICK = Settings(
     rounds=3,
     evals=200,
     cells=(("galaxy", "sparse_wi"),),
-    sample=(("galaxy", "sparse_wi"),),
+    sample=(("galaxy", "sparse_wi", ("ours", "marginalized")),),
 )
 
 
@@ -307,15 +314,17 @@ def time_logp(co, cm, point: dict[str, np.ndarray], st: Settings) -> dict:
         raise AssertionError("the C callbacks disagree on logp at the timing point")
     xo, xm = to_flat(co, point), to_flat(cm, point)
     py_o, py_m = (lambda: co.logp_func(xo)), (lambda: cm.logp_func(xm))
-    for f in (fo, fm, py_o, py_m):
-        _time_calls(f, max(st.evals // 10, 10))
+    warm = [float(np.median(_time_calls(f, max(st.evals // 10, 10)))) for f in (fo, fm)]
+    # the same number of calls for both graphs, capped so that the slower one's round takes
+    # about st.timing_round_s
+    evals = int(min(st.evals, max(50, st.timing_round_s / max(warm))))
     c_o, c_m, p_o, p_m, rounds = [], [], [], [], []
     for _ in range(st.rounds):
-        a, b = _time_calls(fo, st.evals), _time_calls(fm, st.evals)
+        a, b = _time_calls(fo, evals), _time_calls(fm, evals)
         c_o.append(a)
         c_m.append(b)
-        p_o.append(_time_calls(py_o, st.evals // 4))
-        p_m.append(_time_calls(py_m, st.evals // 4))
+        p_o.append(_time_calls(py_o, max(evals // 4, 10)))
+        p_m.append(_time_calls(py_m, max(evals // 4, 10)))
         rounds.append([1e6 * float(np.median(a)), 1e6 * float(np.median(b))])
     med = {
         k: 1e6 * float(np.median(np.concatenate(v)))
@@ -329,7 +338,7 @@ def time_logp(co, cm, point: dict[str, np.ndarray], st: Settings) -> dict:
         "py_marginalized_us": med["py_marg"],
         "py_ratio": med["py_marg"] / med["py_ours"],
         "round_medians_us": rounds,
-        "calls_per_graph": st.rounds * st.evals,
+        "calls_per_graph": st.rounds * evals,
     }
 
 
@@ -358,14 +367,15 @@ def capture_nutpie_trace():
         nutpie.sample = original
 
 
-def sample_both(ds_name, dataset, spec, graphs: dict, st: Settings) -> tuple[dict, Any]:
-    """(c): ``nuts_study.run_cell`` for each graph, one after the other, same seed and start.
-    Returns the cells and the pymc-extras run's nutpie DataTree."""
+def sample_both(ds_name, dataset, spec, graphs: dict, st: Settings) -> tuple[dict, Any, str]:
+    """(c): ``nuts_study.run_cell`` for each graph in ``graphs``, one after the other, same seed
+    and start. Returns the cells, the nutpie DataTree of the pymc-extras run (of ours when
+    only ours ran) and which graph it came from."""
     from benchmarks import nuts_study
 
     nst = nuts_study.Settings(chains=st.chains, tune=st.tune, draws=st.draws, cores=st.cores)
-    out, dt = {}, None
-    for label in ("ours", "marginalized"):
+    out, dt, source = {}, None, None
+    for label in graphs:
         cell = {
             "graph": label,
             "init": "em",
@@ -377,9 +387,8 @@ def sample_both(ds_name, dataset, spec, graphs: dict, st: Settings) -> tuple[dic
         with capture_nutpie_trace() as box:
             res = run_cell(cell, dataset, spec, graphs[label], nst, SEED)
         out[label] = res
-        if label == "marginalized":
-            dt = box["dt"]
-    return out, dt
+        dt, source = box["dt"], label  # the last graph sampled: pymc-extras' where it ran
+    return out, dt, source
 
 
 def conditional_probabilities(marg, post, names: list[str]) -> tuple[np.ndarray, float, float]:
@@ -410,7 +419,7 @@ def conditional_probabilities(marg, post, names: list[str]) -> tuple[np.ndarray,
 
 
 def allocation_check(marg, dt, x: np.ndarray, spec, seed: int) -> dict:
-    """(d) on the pymc-extras run's draws (see the module docstring)."""
+    """(d) on the draws in ``dt`` (see the module docstring)."""
     from pymc_extras.marginal import recover
     from scipy.special import logsumexp
 
@@ -533,16 +542,19 @@ def run_one(ds_name: str, spec_name: str, st: Settings, report: dict, flush) -> 
     print(f"[nuts_marginalize] {ds_name} {spec_name}: timing", file=sys.stderr)
     res["timing"] = time_logp(co, cm, points[0], st)
     flush()
-    if (ds_name, spec_name) not in st.sample:
+    which = next((g for d, s, g in st.sample if (d, s) == (ds_name, spec_name)), None)
+    if which is None:
         return
-    graphs = {
+    built = {
         "ours": NutsGraph(ours, init, co, res["compile_s_ours"]),
         "marginalized": NutsGraph(marg, init, cm, res["compile_s_marginalized"]),
     }
-    res["sampling"], dt = sample_both(ds_name, dataset, spec, graphs, st)
+    graphs = {g: built[g] for g in which}
+    res["sampling"], dt, source = sample_both(ds_name, dataset, spec, graphs, st)
     flush()
     print(f"[nuts_marginalize] {ds_name} {spec_name}: allocations", file=sys.stderr)
     res["allocations"] = allocation_check(marg, dt, x, spec, SEED)
+    res["allocations"]["draws_of"] = source
     flush()
 
 
@@ -584,7 +596,7 @@ def verdict(report: dict) -> dict:
     samp = [
         c["sampling"]["marginalized"]["sampling_s"] / c["sampling"]["ours"]["sampling_s"]
         for c in cells
-        if "sampling" in c
+        if "marginalized" in c.get("sampling", {})
     ]
     failed = [c for c in report["cells"] if "error" in c]
     fast = bool(ratios) and max(ratios) <= 1.05 and (not samp or max(samp) <= 1.05)
@@ -707,8 +719,15 @@ def render_markdown(report: dict) -> str:
     for c in report["cells"]:
         if "sampling" not in c:
             continue
-        for label, shown in (("ours", "ours"), ("marginalized", "pymc-extras")):
-            r = c["sampling"][label]
+        for label, shown in GRAPH_LABEL.items():
+            r = c["sampling"].get(label)
+            if r is None:
+                est = c["sampling"]["ours"]["sampling_s"] * c["timing"]["c_ratio"]
+                lines.append(
+                    f"| {c['data']} | {c['spec']} | {shown} | not sampled: about {est:,.0f} s "
+                    "expected (ours' sampling s x the C ratio of (b)) |" + " |" * 10
+                )
+                continue
             if "error" in r:
                 lines.append(f"| {c['data']} | {c['spec']} | {shown} | {r['error']} |" + " |" * 10)
                 continue
@@ -727,7 +746,8 @@ def render_markdown(report: dict) -> str:
         "",
         "## (d) Allocations: `recover` and `conditional` against bayesmix",
         "",
-        "On the pymc-extras run's draws. *p* = p(z_i = k | x, theta) from the Categorical that "
+        "On the pymc-extras run's draws (on ours' where only ours was sampled: the two graphs "
+        "have the same free variables). *p* = p(z_i = k | x, theta) from the Categorical that "
         "`pymc_extras.marginal.conditional` builds (its probability graph vectorised over the "
         "draws), against bayesmix's `log_joint_draws` normalised (what `build_datatree` draws "
         "z from). *freq* = max over (i, k) of |share of draws with recovered z_i = k - mean p|"
@@ -736,9 +756,9 @@ def render_markdown(report: dict) -> str:
         "`recover` (including its compile), `conditional` build + compile / evaluation, "
         "bayesmix probabilities / z draws (numpy + numba).",
         "",
-        "| data | spec | max abs d p | freq | E[K+] recover / bayesmix | recover s | "
+        "| data | spec | draws of | max abs d p | freq | E[K+] recover / bayesmix | recover s | "
         "conditional s (build / eval) | bayesmix s (p / z) | passed |",
-        "|---|---|---:|---:|---|---:|---|---|---|",
+        "|---|---|---|---:|---:|---|---:|---|---|---|",
     ]
     notes = set()
     for c in report["cells"]:
@@ -747,7 +767,9 @@ def render_markdown(report: dict) -> str:
             continue
         notes.add(a["recover_marginals_lp"])
         lines.append(
-            f"| {c['data']} | {c['spec']} | {a['prob_max_abs_diff']:.2g} | "
+            f"| {c['data']} | {c['spec']} | "
+            f"{GRAPH_LABEL[a['draws_of']]} | "
+            f"{a['prob_max_abs_diff']:.2g} | "
             f"{a['recover_freq_max_abs_diff']:.3f} | {a['kplus_mean_recover']:.2f} / "
             f"{a['kplus_mean_bayesmix']:.2f} | {a['recover_s']:.1f} | "
             f"{a['conditional_build_s']:.1f} / {a['conditional_eval_s']:.2f} | "
