@@ -6,11 +6,14 @@ cold), so the suite fits each model once (module-scoped) and asserts several thi
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import three_clusters_1d, three_clusters_2d
 
 from bayesmix.fit import fit
+from bayesmix.spec import load_spec
 
 SAMPLING = dict(engine="nuts", chains=2, draws=500, tune=500, progress=False)
 
@@ -27,8 +30,16 @@ def fit_sparse_1d():
 
 @pytest.fixture(scope="module")
 def fit_dp_2d():
+    """The conjugate DP in 2-D at target_accept 0.8 (the setting this fixture was written for;
+    the NUTS default is 0.9 since the NUTS study). NUTS does not converge reliably on this
+    model: over seeds 13 / 14 / 15 it gave P(K+ = 3) = 0.41 / 0.94 / 0.51 at 0.8 and 0.28 /
+    0.90 / 0.52 at 0.9, against 0.93 from both Gibbs engines (``python -m benchmarks.nuts_seed_spread``). The tests below check the plumbing of one fixed run
+    (partition, relabelling, estimator), not NUTS's convergence, which
+    ``benchmarks/nuts_study.py`` measures."""
     x, _, _ = three_clusters_2d()
-    return fit(x, "dp", seed=13, **SAMPLING)
+    spec = load_spec("dp")
+    spec = dataclasses.replace(spec, sampler=dataclasses.replace(spec.sampler, target_accept=0.8))
+    return fit(x, spec, seed=13, **SAMPLING)
 
 
 def _kplus_pmf(result) -> dict[str, float]:
