@@ -1197,9 +1197,15 @@ def findings(all_res: dict[str, Any], st: Settings) -> list[str]:
             + "; a high mean rank means the posterior draws sit below the truth."
             + f" With {dg['reps']} replications ({dg['reps'] / st.bins:.0f} expected per bin) "
             "the test detects only gross miscalibration, so passing is weak evidence; the "
-            "divergent transitions (probably the funnel mu | sigma ~ N(m0, sigma^2 / kappa0) "
-            "of components with few or no points) and the low ESS (slow moves between "
-            "modes) are findings in their own right."
+            "divergent transitions ("
+            + (
+                "the weakly informative kernel has no mu | sigma funnel: probably the DP's "
+                "alpha-stick hierarchy and the components with few or no points"
+                if r["config"].get("kernel") == "wi"
+                else "probably the funnel mu | sigma ~ N(m0, sigma^2 / kappa0) of components "
+                "with few or no points"
+            )
+            + ") and the low ESS (slow moves between modes) are findings in their own right."
         )
     return lines
 
